@@ -1,0 +1,72 @@
+// spillway/io_env.hpp — the one seam through which the disk tier reaches the
+// filesystem.
+//
+// Every open, read, write, truncate and directory operation of the disk tier
+// goes through an IoEnv. The default (`IoEnv::posix()`) calls the operating
+// system. Tests and the stress harness wrap it (IoEnvWrapper forwards every
+// call) to inject ENOSPC, EIO, short reads and writes, latency or bit flips
+// without touching the tier's code.
+//
+// Thread safety: implementations must be safe for concurrent calls; the disk
+// tier issues reads and writes at disjoint offsets from several IO workers.
+// Error convention: like the system calls they model, methods return -1 and
+// set errno on failure (read/write may also return a short count).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace spillway {
+
+class IoEnv {
+ public:
+  virtual ~IoEnv() = default;
+
+  // Creates a new directory private to this user (mode 0700) with a fresh,
+  // unpredictable name under `parent`, and returns its path; "" and errno on
+  // failure. Never reuses or follows an existing entry.
+  virtual std::string make_private_dir(const std::string& parent) = 0;
+  // Removes an (empty) directory made by make_private_dir.
+  virtual int remove_dir(const std::string& path) = 0;
+  // Opens a new read-write file in `dir` that has no name (O_TMPFILE, or
+  // created with O_EXCL|O_NOFOLLOW, mode 0600, and unlinked at once).
+  // Returns a file descriptor, or -1 and errno.
+  virtual int open_unlinked_file(const std::string& dir) = 0;
+  virtual int close(int fd) = 0;
+  virtual ssize_t pwrite(int fd, const void* data, std::size_t n, off_t offset) = 0;
+  virtual ssize_t pread(int fd, void* data, std::size_t n, off_t offset) = 0;
+  virtual int ftruncate(int fd, off_t length) = 0;
+
+  // The process-wide default environment backed by POSIX calls.
+  static std::shared_ptr<IoEnv> posix();
+};
+
+// Forwards every call to `target`; derive from it and override only what a
+// test needs to change.
+class IoEnvWrapper : public IoEnv {
+ public:
+  explicit IoEnvWrapper(std::shared_ptr<IoEnv> target) : target_(std::move(target)) {}
+  std::string make_private_dir(const std::string& parent) override {
+    return target_->make_private_dir(parent);
+  }
+  int remove_dir(const std::string& path) override { return target_->remove_dir(path); }
+  int open_unlinked_file(const std::string& dir) override { return target_->open_unlinked_file(dir); }
+  int close(int fd) override { return target_->close(fd); }
+  ssize_t pwrite(int fd, const void* data, std::size_t n, off_t offset) override {
+    return target_->pwrite(fd, data, n, offset);
+  }
+  ssize_t pread(int fd, void* data, std::size_t n, off_t offset) override {
+    return target_->pread(fd, data, n, offset);
+  }
+  int ftruncate(int fd, off_t length) override { return target_->ftruncate(fd, length); }
+
+  IoEnv& target() { return *target_; }
+
+ private:
+  std::shared_ptr<IoEnv> target_;
+};
+
+}  // namespace spillway

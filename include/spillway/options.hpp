@@ -1,0 +1,101 @@
+// spillway/options.hpp — how a Pool is configured.
+//
+// Every field has a default that works on a machine without a GPU: a
+// simulated device tier, a host tier of a quarter of physical RAM, and an
+// unlimited disk tier in a private directory under $TMPDIR or /var/tmp.
+// PoolOptions::from_env() reads the same fields from SPILLWAY_* variables
+// (see docs/configuration.md) and throws std::invalid_argument naming the
+// variable and value when one cannot be parsed.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "spillway/io_env.hpp"
+
+namespace spillway {
+
+inline constexpr std::uint64_t kUnlimited = std::numeric_limits<std::uint64_t>::max();
+
+enum class DeviceBackend : std::uint8_t {
+  Auto,       // Cuda when compiled in and a GPU is present, else Simulated
+  Cuda,       // real VRAM; throws at Pool construction if unavailable
+  Simulated,  // an arena in host memory that behaves like a device tier
+  None,       // no device tier: Tier::Device is off
+};
+
+struct DeviceOptions {
+  std::size_t capacity_bytes = std::size_t{256} << 20;
+  DeviceBackend backend = DeviceBackend::Auto;
+  int cuda_device = 0;
+};
+
+struct HostOptions {
+  // 0 turns the host tier off. Default: a quarter of physical memory.
+  std::size_t capacity_bytes = default_capacity();
+  // Page-locked memory when the CUDA backend is active; ignored otherwise.
+  bool pinned = true;
+  static std::size_t default_capacity();
+};
+
+enum class Compression : std::uint8_t {
+  Adaptive,  // LZ4 only when the measured gain beats writing raw bytes
+  Lz4,       // always LZ4 (raw when LZ4 would not shrink the record)
+  None,      // never compress
+};
+
+struct DiskOptions {
+  bool enabled = true;
+  // Parent of the pool's private spill directory. Empty: $SPILLWAY_SPILL_DIR,
+  // else $TMPDIR, else /var/tmp.
+  std::string directory;
+  // Quota on the bytes of spill-file extents in use (4 KiB granularity).
+  std::uint64_t capacity_bytes = kUnlimited;
+  Compression compression = Compression::Adaptive;
+  // The filesystem seam; nullptr means IoEnv::posix(). Tests inject faults here.
+  std::shared_ptr<IoEnv> env;
+};
+
+enum class EvictionPolicy : std::uint8_t {
+  Lru,        // least recently pinned first
+  Lookahead,  // farthest next-use hint first; unhinted buffers fall back to LRU
+};
+
+struct PoolOptions {
+  DeviceOptions device;
+  HostOptions host;
+  DiskOptions disk;
+  EvictionPolicy policy = EvictionPolicy::Lru;
+  unsigned io_threads = 2;
+  // Proactive spilling band: when a tier's use passes high_watermark x
+  // capacity, a background worker spills LRU buffers down until it is back
+  // under low_watermark. Set high_watermark to 1.0 to turn it off.
+  double high_watermark = 0.90;
+  double low_watermark = 0.75;
+  // How long allocate/pin may wait for pins to be released before throwing
+  // OutOfMemory.
+  std::chrono::milliseconds pressure_wait{2000};
+  // How long a caller waits for one in-flight move (a spill or fetch already
+  // under way) before throwing IoError(ETIMEDOUT).
+  std::chrono::milliseconds io_timeout{60000};
+
+  // Reads SPILLWAY_DEVICE_BYTES, SPILLWAY_DEVICE_BACKEND, SPILLWAY_HOST_BYTES,
+  // SPILLWAY_HOST_PINNED, SPILLWAY_DISK, SPILLWAY_DISK_DIR, SPILLWAY_DISK_BYTES,
+  // SPILLWAY_COMPRESSION, SPILLWAY_POLICY, SPILLWAY_IO_THREADS,
+  // SPILLWAY_HIGH_WATERMARK, SPILLWAY_LOW_WATERMARK, SPILLWAY_PRESSURE_WAIT_MS,
+  // SPILLWAY_IO_TIMEOUT_MS over the defaults (or over `base`).
+  static PoolOptions from_env();
+  static PoolOptions from_env(PoolOptions base);
+  // Throws std::invalid_argument naming the first field that is out of range.
+  void validate() const;
+};
+
+// Parses "4096", "64K", "64KiB", "1.5G", "2 MiB"... (binary multiples), or
+// "unlimited". Throws std::invalid_argument naming `what` on bad input.
+std::uint64_t parse_byte_size(const std::string& text, const char* what = "byte size");
+
+}  // namespace spillway

@@ -1,0 +1,166 @@
+// spillway/pool.hpp — the tiered pool, its buffers and their pins.
+//
+// A Pool owns three tiers (device, host, disk). allocate() returns a Buffer:
+// a move-only handle to bytes that may live on any tier and move between
+// them under pressure. To touch the bytes, pin the buffer on a memory tier:
+// the Pin is a short-lived RAII lease that keeps the bytes in place and gives
+// a pointer. When no pin holds a buffer, the pool may spill it down
+// (device -> host -> disk) to make room, and a later pin brings it back.
+//
+// Thread safety: every Pool and Buffer method may be called from any thread
+// concurrently. A Pin belongs to one thread at a time (it may be moved to
+// another). Pins are residency leases, not data locks: two threads holding
+// pins on the same buffer see the same bytes and must order their accesses.
+//
+// Lifetimes: a Pin must not outlive its Buffer. Destroying a Buffer frees
+// its bytes on every tier. Destroying the Pool with live Buffers frees all
+// storage and detaches them: their size()/id() still answer, other calls
+// throw std::logic_error. Spill files are unlinked from the moment they are
+// opened, so nothing is left on disk after the pool (or the process) ends.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "spillway/errors.hpp"
+#include "spillway/options.hpp"
+#include "spillway/stats.hpp"
+#include "spillway/tier.hpp"
+#include "spillway/trace.hpp"
+
+namespace spillway {
+
+namespace detail {
+class PoolCore;
+struct BufferRecord;
+}  // namespace detail
+
+class Buffer;
+
+// An RAII lease on a buffer's bytes on one memory tier. Move-only. While it
+// lives the buffer cannot move. Obtain one from Buffer::pin.
+class Pin {
+ public:
+  Pin() = default;
+  Pin(Pin&& other) noexcept;
+  Pin& operator=(Pin&& other) noexcept;
+  Pin(const Pin&) = delete;
+  Pin& operator=(const Pin&) = delete;
+  ~Pin();
+
+  void* data() { return data_; }
+  const void* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  Tier tier() const { return tier_; }
+  Access access() const { return access_; }
+  explicit operator bool() const { return record_ != nullptr; }
+
+  // The bytes as a span of T (size() / sizeof(T) elements).
+  template <class T>
+  std::span<T> as() {
+    return {static_cast<T*>(data_), size_ / sizeof(T)};
+  }
+  template <class T>
+  std::span<const T> as() const {
+    return {static_cast<const T*>(data_), size_ / sizeof(T)};
+  }
+
+  // Ends the lease now (the destructor does the same).
+  void release() noexcept;
+
+ private:
+  friend class Buffer;
+  Pin(std::shared_ptr<detail::PoolCore> core, detail::BufferRecord* record, void* data,
+      std::size_t size, Tier tier, Access access) noexcept;
+
+  std::shared_ptr<detail::PoolCore> core_;
+  detail::BufferRecord* record_ = nullptr;
+  void* data_ = nullptr;
+  std::size_t size_ = 0;
+  Tier tier_ = Tier::Host;
+  Access access_ = Access::Read;
+};
+
+// A handle to a buffer in the pool. Move-only; destroying it frees every
+// copy on every tier.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer();
+
+  std::size_t size() const { return size_; }
+  std::uint64_t id() const { return id_; }
+  explicit operator bool() const { return record_ != nullptr; }
+  std::string_view label() const;
+  // Where the authoritative bytes are now.
+  Tier tier() const;
+  // Tiers that currently hold a byte-identical clean copy (bit i = tier i).
+  unsigned clean_copies() const;
+
+  // Makes `where` the buffer's primary tier and returns a lease on it,
+  // blocking until the bytes are there. `where` must be Device or Host and
+  // enabled in the pool (else std::invalid_argument). Throws OutOfMemory when
+  // no room can be made within pressure_wait, IoError when reading the spill
+  // file fails, CorruptionError when the stored record does not verify.
+  Pin pin(Tier where, Access access = Access::ReadWrite);
+  // Asynchronous hint: starts moving the bytes to `where` on an IO worker if
+  // there is room without waiting; a later pin finds them there or in flight.
+  void prefetch(Tier where);
+  // For the Lookahead policy: the executor step at which this buffer is next
+  // used (smaller = sooner).
+  void hint_next_use(std::uint64_t step);
+  // Moves the buffer down to `where` now (Host or Disk), freeing faster
+  // tiers; blocks until done. Counted as an Explicit eviction.
+  void evict(Tier where);
+  // Frees the buffer now (the destructor does the same).
+  void reset() noexcept;
+
+ private:
+  friend class Pool;
+  Buffer(std::shared_ptr<detail::PoolCore> core, detail::BufferRecord* record, std::size_t size,
+         std::uint64_t id) noexcept;
+
+  std::shared_ptr<detail::PoolCore> core_;
+  detail::BufferRecord* record_ = nullptr;
+  std::size_t size_ = 0;
+  std::uint64_t id_ = 0;
+};
+
+class Pool {
+ public:
+  explicit Pool(PoolOptions options = {});
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Allocates `bytes` on `preferred`, evicting if needed; if no room can be
+  // made there it falls to the next slower tier. Contents are unspecified, as
+  // with malloc, except that a buffer placed on Tier::Disk reads as zeros.
+  // A zero-byte request returns a valid buffer of size 0 that takes no space.
+  // Throws OutOfMemory when no enabled tier at or below `preferred` can hold it.
+  Buffer allocate(std::size_t bytes, Tier preferred = Tier::Device, std::string_view label = {});
+
+  PoolStats stats() const;
+  void set_trace(std::shared_ptr<TraceSink> sink);
+  const PoolOptions& options() const;
+  bool tier_enabled(Tier t) const;
+  // "simulated", "cuda" or "none".
+  std::string_view device_backend_name() const;
+  // The private spill directory ("" when the disk tier is off).
+  std::string spill_directory() const;
+  // Blocks until no move is in flight and the proactive worker is idle;
+  // useful for tests and reports. Bounded by io_timeout.
+  void quiesce();
+
+ private:
+  std::shared_ptr<detail::PoolCore> core_;
+};
+
+}  // namespace spillway

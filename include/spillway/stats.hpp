@@ -1,0 +1,66 @@
+// spillway/stats.hpp — a consistent snapshot of where the bytes are and what
+// moved. Pool::stats() takes it under the pool's lock, so all numbers in one
+// snapshot describe the same instant.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "spillway/tier.hpp"
+
+namespace spillway {
+
+struct TierStats {
+  bool enabled = false;
+  std::uint64_t capacity_bytes = 0;  // disk: the quota (kUnlimited when none)
+  std::uint64_t used_bytes = 0;      // bytes allocated on the tier (primaries + clean copies)
+  std::uint64_t clean_bytes = 0;     // of used_bytes, held by clean copies
+  std::uint64_t pinned_bytes = 0;    // bytes of buffers pinned on this tier
+  std::uint64_t peak_bytes = 0;      // highest used_bytes seen
+  std::uint64_t buffers = 0;         // buffers whose primary copy is here
+  std::uint64_t largest_free_bytes = 0;  // largest free extent (memory tiers)
+  double fragmentation = 0.0;        // 1 - largest free / total free (0 when nothing is free)
+};
+
+struct MoveStats {
+  std::uint64_t moves = 0;
+  std::uint64_t bytes = 0;          // logical buffer bytes moved
+  std::uint64_t stored_bytes = 0;   // bytes written to or read from the destination medium
+  double seconds = 0.0;             // time spent copying (IO worker time)
+};
+
+enum class EvictionReason : std::uint8_t { Pressure = 0, Proactive = 1, Explicit = 2 };
+inline constexpr int kEvictionReasonCount = 3;
+
+struct ErrorStats {
+  std::uint64_t spill_write_failures = 0;  // failed spills (victim stayed where it was)
+  std::uint64_t fetch_failures = 0;        // IoError thrown from pin
+  std::uint64_t corruptions = 0;           // CorruptionError thrown from pin
+  std::uint64_t out_of_memory = 0;         // OutOfMemory thrown
+  std::uint64_t timeouts = 0;              // waits for an in-flight move that hit io_timeout
+};
+
+struct PoolStats {
+  std::array<TierStats, kTierCount> tiers{};
+  // moves[from][to], indexed by tier_index().
+  std::array<std::array<MoveStats, kTierCount>, kTierCount> moves{};
+  std::array<std::uint64_t, kEvictionReasonCount> evictions{};
+  // Evictions that wrote nothing because a clean copy already existed below.
+  std::uint64_t clean_evictions = 0;
+  std::uint64_t pins = 0;
+  std::uint64_t pin_waits = 0;       // pins that had to wait for bytes to move
+  double stall_seconds = 0.0;        // time callers spent waiting inside pin/allocate
+  std::uint64_t live_buffers = 0;
+  std::uint64_t disk_stored_bytes = 0;  // bytes of records on disk after compression
+  std::uint64_t disk_file_bytes = 0;    // current length of the spill file(s)
+  ErrorStats errors;
+
+  const TierStats& tier(Tier t) const { return tiers[tier_index(t)]; }
+  const MoveStats& move(Tier from, Tier to) const { return moves[tier_index(from)][tier_index(to)]; }
+  // A human-readable multi-line summary.
+  std::string to_string() const;
+};
+
+}  // namespace spillway

@@ -1,0 +1,1 @@
+# Placeholder: install + export rules (filled in by the build-infra work).

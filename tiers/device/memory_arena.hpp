@@ -1,0 +1,78 @@
+// tiers/device/memory_arena.hpp — a memory tier's storage: one or more
+// regions carved by the shared SubAllocator.
+//
+// A MemoryArena is mechanism only: it hands out and takes back blocks and
+// copies bytes in and out. It never decides what to evict; when allocate()
+// returns nullptr the pool chooses victims and tries again.
+//
+// Not thread-safe: the pool serialises allocate/free/stats under its lock.
+// copy_to_host/copy_from_host are called from IO workers without the lock,
+// on blocks the pool has reserved for that move.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string_view>
+
+#include "sub_allocator.hpp"
+
+namespace spillway::detail {
+
+class MemoryArena {
+ public:
+  explicit MemoryArena(std::size_t capacity) : capacity_(capacity) {}
+  virtual ~MemoryArena() = default;
+  MemoryArena(const MemoryArena&) = delete;
+  MemoryArena& operator=(const MemoryArena&) = delete;
+
+  // "simulated", "host", "cuda".
+  virtual std::string_view backend() const = 0;
+  // True when the arena's pointers are ordinary host memory, so a disk write
+  // can read them directly and memcpy works.
+  virtual bool host_accessible() const = 0;
+
+  // A block of at least `bytes` (rounded to SubAllocator::kAlignment), or
+  // nullptr when no free extent holds it.
+  void* allocate(std::size_t bytes) {
+    return reinterpret_cast<void*>(alloc_.allocate(bytes));
+  }
+  void free(void* block) { alloc_.free(reinterpret_cast<std::uintptr_t>(block)); }
+  bool fits(std::size_t bytes) const { return alloc_.fits(bytes); }
+  SubAllocatorStats stats() const { return alloc_.stats(); }
+  std::size_t capacity() const { return capacity_; }
+  std::size_t used() const { return alloc_.used(); }
+  // The bytes a request of `bytes` takes from the arena.
+  static std::size_t footprint(std::size_t bytes) { return SubAllocator::round_up(bytes); }
+
+  // Copies between a block of this arena and ordinary host memory.
+  virtual void copy_to_host(void* host_dst, const void* src, std::size_t n) {
+    std::memcpy(host_dst, src, n);
+  }
+  virtual void copy_from_host(void* dst, const void* host_src, std::size_t n) {
+    std::memcpy(dst, host_src, n);
+  }
+
+ protected:
+  SubAllocator alloc_;
+  std::size_t capacity_;
+};
+
+// An arena in ordinary (pageable) host memory: one anonymous mapping of the
+// whole capacity, reserved without committing (pages are touched only when
+// used). Serves as the host tier and as the simulated device backend.
+class HostMemoryArena final : public MemoryArena {
+ public:
+  // Throws std::system_error when the address space cannot be reserved.
+  HostMemoryArena(std::size_t capacity, std::string_view backend_name);
+  ~HostMemoryArena() override;
+  std::string_view backend() const override { return name_; }
+  bool host_accessible() const override { return true; }
+
+ private:
+  void* base_ = nullptr;
+  std::size_t mapped_ = 0;
+  std::string_view name_;
+};
+
+}  // namespace spillway::detail

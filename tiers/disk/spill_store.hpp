@@ -1,0 +1,113 @@
+// tiers/disk/spill_store.hpp — the disk tier: records in an unlinked spill
+// file inside a private directory, placed in 4 KiB extents under an exact
+// quota.
+//
+// Mechanism only. The pool decides which buffer to spill; the store decides
+// where its bytes go in the file and how they are encoded:
+//
+//   reserve(raw)   takes an extent big enough for the record stored raw
+//                  (header + raw bytes, rounded up to 4 KiB), or returns
+//                  nothing when the quota cannot hold it. The quota counts
+//                  extent bytes, so capacity_bytes is never exceeded.
+//   write(...)     encodes the record (LZ4 chunks or raw, per the
+//                  Compression setting), writes it, checksums it, and gives
+//                  back the unused tail of the extent. Throws IoError; the
+//                  extent then stays reserved and the caller releases it.
+//   read(...)      reads and verifies a record into `dst`. Throws IoError
+//                  when the file cannot be read, CorruptionError when the
+//                  header or payload checksum does not match.
+//   release(...)   returns an extent to the free list; free space at the end
+//                  of the file is truncated away.
+//
+// Record layout (little-endian), at the extent's offset:
+//   64-byte header: magic "SPILLWY1"(8) | version u16 | codec u8 | pad u8 |
+//   chunk_bytes u32 | buffer_id u64 | raw_size u64 | stored_size u64 |
+//   payload XXH3-64 u64 | reserved u64 | header XXH3-64 u64 (over bytes 0..55)
+//   payload: raw bytes (codec 0), or for codec 1 (LZ4) a sequence of chunks,
+//   each u32 length (high bit set = chunk stored raw) then that many bytes;
+//   every chunk decodes to chunk_bytes bytes except the last.
+//
+// Thread-safety: every method may be called concurrently; reads and writes
+// of different extents run in parallel (positional IO, no shared cursor).
+// All filesystem access goes through the IoEnv given in DiskOptions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "spillway/io_env.hpp"
+#include "spillway/options.hpp"
+#include "extent_allocator.hpp"
+
+namespace spillway::detail {
+
+inline constexpr std::size_t kRecordHeaderBytes = 64;
+inline constexpr std::uint64_t kExtentBytes = 4096;
+
+enum class RecordCodec : std::uint8_t { Raw = 0, Lz4 = 1 };
+
+struct SpillExtent {
+  std::uint64_t offset = 0;  // in the spill file, multiple of kExtentBytes
+  std::uint64_t bytes = 0;   // extent length, multiple of kExtentBytes
+};
+
+struct RecordInfo {
+  RecordCodec codec = RecordCodec::Raw;
+  std::uint64_t stored_bytes = 0;  // header + payload bytes written
+  double seconds = 0.0;            // time spent encoding and writing
+};
+
+struct SpillStoreStats {
+  std::uint64_t capacity_bytes = 0;     // the quota (kUnlimited when none)
+  std::uint64_t used_bytes = 0;         // bytes of extents in use
+  std::uint64_t stored_bytes = 0;       // bytes of records written into them
+  std::uint64_t file_bytes = 0;         // current file length
+  std::uint64_t largest_free_bytes = 0; // largest free extent inside the file
+  double fragmentation = 0.0;           // over free extents inside the file
+  std::uint64_t records = 0;
+};
+
+class SpillStore {
+ public:
+  // Creates the private directory and opens the unlinked spill file. Throws
+  // IoError naming the directory when either fails.
+  explicit SpillStore(const DiskOptions& options);
+  // Closes the file and removes the directory.
+  ~SpillStore();
+  SpillStore(const SpillStore&) = delete;
+  SpillStore& operator=(const SpillStore&) = delete;
+
+  const std::string& directory() const { return directory_; }
+  std::uint64_t capacity() const { return quota_; }
+
+  // The extent bytes a record of `raw_bytes` reserves.
+  static std::uint64_t reservation_bytes(std::uint64_t raw_bytes);
+  std::optional<SpillExtent> reserve(std::uint64_t raw_bytes);
+  // Writes one record into `extent` (which shrinks to the bytes it keeps).
+  RecordInfo write(SpillExtent& extent, std::uint64_t buffer_id, const void* data,
+                   std::size_t bytes);
+  // Reads and verifies the record in `extent` into dst (exactly `bytes`).
+  // Returns the stored bytes read.
+  std::uint64_t read(const SpillExtent& extent, std::uint64_t buffer_id, void* dst,
+                     std::size_t bytes);
+  void release(const SpillExtent& extent);
+
+  SpillStoreStats stats() const;
+
+ private:
+  // ... implementation state: env, fd, quota, ExtentAllocator under a mutex,
+  // the Adaptive compression estimator.
+  std::shared_ptr<IoEnv> env_;
+  std::string directory_;
+  int fd_ = -1;
+  std::uint64_t quota_ = 0;
+  Compression compression_;
+  mutable std::mutex mu_;
+  ExtentAllocator extents_;
+};
+
+}  // namespace spillway::detail

@@ -1,0 +1,145 @@
+// src/core/pool.cpp — the public handles (Pool, Buffer, Pin) over PoolCore.
+#include "spillway/pool.hpp"
+
+#include <stdexcept>
+
+#include "pool_core.hpp"
+
+namespace spillway {
+
+namespace {
+[[noreturn]] void empty_handle(const char* what) {
+  throw std::logic_error(std::string("spillway: ") + what + " on an empty Buffer");
+}
+}  // namespace
+
+// ---- Pin -----------------------------------------------------------------------
+
+Pin::Pin(std::shared_ptr<detail::PoolCore> core, detail::BufferRecord* record, void* data,
+         std::size_t size, Tier tier, Access access) noexcept
+    : core_(std::move(core)), record_(record), data_(data), size_(size), tier_(tier), access_(access) {}
+
+Pin::Pin(Pin&& other) noexcept
+    : core_(std::move(other.core_)),
+      record_(std::exchange(other.record_, nullptr)),
+      data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      tier_(other.tier_),
+      access_(other.access_) {}
+
+Pin& Pin::operator=(Pin&& other) noexcept {
+  if (this != &other) {
+    release();
+    core_ = std::move(other.core_);
+    record_ = std::exchange(other.record_, nullptr);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    tier_ = other.tier_;
+    access_ = other.access_;
+  }
+  return *this;
+}
+
+Pin::~Pin() { release(); }
+
+void Pin::release() noexcept {
+  if (record_ != nullptr) {
+    core_->unpin(record_);
+    record_ = nullptr;
+    data_ = nullptr;
+    size_ = 0;
+    core_.reset();
+  }
+}
+
+// ---- Buffer --------------------------------------------------------------------
+
+Buffer::Buffer(std::shared_ptr<detail::PoolCore> core, detail::BufferRecord* record,
+               std::size_t size, std::uint64_t id) noexcept
+    : core_(std::move(core)), record_(record), size_(size), id_(id) {}
+
+Buffer::Buffer(Buffer&& other) noexcept
+    : core_(std::move(other.core_)),
+      record_(std::exchange(other.record_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      id_(std::exchange(other.id_, 0)) {}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    reset();
+    core_ = std::move(other.core_);
+    record_ = std::exchange(other.record_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    id_ = std::exchange(other.id_, 0);
+  }
+  return *this;
+}
+
+Buffer::~Buffer() { reset(); }
+
+void Buffer::reset() noexcept {
+  if (record_ != nullptr) {
+    core_->free(record_);
+    record_ = nullptr;
+    core_.reset();
+  }
+}
+
+std::string_view Buffer::label() const {
+  if (record_ == nullptr) return {};
+  return record_->label;
+}
+
+Tier Buffer::tier() const {
+  if (record_ == nullptr) empty_handle("tier()");
+  return core_->tier_of(record_);
+}
+
+unsigned Buffer::clean_copies() const {
+  if (record_ == nullptr) empty_handle("clean_copies()");
+  return core_->clean_copies(record_);
+}
+
+Pin Buffer::pin(Tier where, Access access) {
+  if (record_ == nullptr) empty_handle("pin()");
+  void* data = core_->pin(record_, where, access);
+  return Pin(core_, record_, data, size_, where, access);
+}
+
+void Buffer::prefetch(Tier where) {
+  if (record_ == nullptr) empty_handle("prefetch()");
+  core_->prefetch(record_, where);
+}
+
+void Buffer::hint_next_use(std::uint64_t step) {
+  if (record_ == nullptr) empty_handle("hint_next_use()");
+  core_->hint_next_use(record_, step);
+}
+
+void Buffer::evict(Tier where) {
+  if (record_ == nullptr) empty_handle("evict()");
+  core_->evict(record_, where);
+}
+
+// ---- Pool ----------------------------------------------------------------------
+
+Pool::Pool(PoolOptions options) : core_(std::make_shared<detail::PoolCore>(std::move(options))) {}
+
+Pool::~Pool() {
+  if (core_) core_->shutdown();
+}
+
+Buffer Pool::allocate(std::size_t bytes, Tier preferred, std::string_view label) {
+  detail::BufferRecord* r = core_->allocate(bytes, preferred, label);
+  return Buffer(core_, r, bytes, r->id);
+}
+
+PoolStats Pool::stats() const { return core_->stats(); }
+void Pool::set_trace(std::shared_ptr<TraceSink> sink) { core_->set_trace(std::move(sink)); }
+const PoolOptions& Pool::options() const { return core_->options(); }
+bool Pool::tier_enabled(Tier t) const { return core_->tier_enabled(t); }
+std::string_view Pool::device_backend_name() const { return core_->device_backend_name(); }
+std::string Pool::spill_directory() const { return core_->spill_directory(); }
+void Pool::quiesce() { core_->quiesce(); }
+
+}  // namespace spillway

@@ -1,0 +1,911 @@
+// src/core/pool_core.cpp — residency policy: placement, eviction, moves.
+// See pool_core.hpp for the state machine this file implements.
+#include "pool_core.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+#include <system_error>
+
+namespace spillway::detail {
+
+// ---- RecordList ---------------------------------------------------------------
+
+ListHook& RecordList::hook(BufferRecord* r) const { return r->hooks[kind_][tier_]; }
+
+void RecordList::push_back(BufferRecord* r) {
+  ListHook& h = hook(r);
+  if (h.linked) return;
+  h.prev = tail_;
+  h.next = nullptr;
+  h.linked = true;
+  if (tail_ != nullptr) hook(tail_).next = r;
+  else head_ = r;
+  tail_ = r;
+}
+
+void RecordList::remove(BufferRecord* r) {
+  ListHook& h = hook(r);
+  if (!h.linked) return;
+  if (h.prev != nullptr) hook(h.prev).next = h.next;
+  else head_ = h.next;
+  if (h.next != nullptr) hook(h.next).prev = h.prev;
+  else tail_ = h.prev;
+  h = ListHook{};
+}
+
+BufferRecord* RecordList::next(const BufferRecord* r, ListKind kind, int tier) {
+  return r->hooks[kind][tier].next;
+}
+
+// ---- construction ---------------------------------------------------------------
+
+PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
+  options_.validate();
+  // Device tier.
+  const bool device_on =
+      options_.device.backend != DeviceBackend::None && options_.device.capacity_bytes > 0;
+  if (device_on) {
+    if (options_.device.backend == DeviceBackend::Cuda) {
+      throw std::invalid_argument(
+          "spillway: device.backend = Cuda was requested, but this build has no CUDA device "
+          "backend (use Auto or Simulated)");
+    }
+    arenas_[0] = std::make_unique<HostMemoryArena>(options_.device.capacity_bytes, "simulated");
+  }
+  if (options_.host.capacity_bytes > 0) {
+    arenas_[1] = std::make_unique<HostMemoryArena>(options_.host.capacity_bytes, "host");
+  }
+  if (options_.disk.enabled) {
+    store_ = std::make_unique<SpillStore>(options_.disk);
+    spill_dir_ = store_->directory();
+  }
+  if (!arenas_[0] && !arenas_[1] && !store_) {
+    throw std::invalid_argument("spillway: PoolOptions: every tier is turned off");
+  }
+  io_ = std::make_unique<IoExecutor>(options_.io_threads);
+}
+
+PoolCore::~PoolCore() { shutdown(); }
+
+void PoolCore::shutdown() {
+  {
+    Lock lk(mu_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  io_->shutdown();  // finishes and commits every move in flight
+  Lock lk(mu_);
+  bool pins_live = false;
+  for (auto& [id, r] : records_) {
+    unlink(r.get());
+    if (r->pins > 0) pins_live = true;
+  }
+  // Records stay allocated (detached Buffers and Pins still point at them)
+  // until the core itself is destroyed. Storage goes now, except memory
+  // arenas that live pins still point into.
+  store_.reset();
+  if (!pins_live) {
+    arenas_[0].reset();
+    arenas_[1].reset();
+  }
+  deferred_release_.clear();
+}
+
+void PoolCore::check_open() const {
+  if (closed_) {
+    throw std::logic_error("spillway: this buffer's Pool has been destroyed");
+  }
+}
+
+bool PoolCore::tier_enabled(Tier t) const {
+  return t == Tier::Disk ? store_ != nullptr : arenas_[tier_index(t)] != nullptr;
+}
+
+std::string_view PoolCore::device_backend_name() const {
+  return arenas_[0] ? arenas_[0]->backend() : std::string_view("none");
+}
+
+std::string PoolCore::spill_directory() const { return spill_dir_; }
+
+std::uint64_t PoolCore::tier_capacity(Tier t) const {
+  if (t == Tier::Disk) return store_ ? store_->capacity() : 0;
+  return arena(t) ? arena(t)->capacity() : 0;
+}
+
+std::uint64_t PoolCore::tier_used(Tier t) const {
+  if (t == Tier::Disk) return store_ ? store_->stats().used_bytes : 0;
+  return arena(t) ? arena(t)->used() : 0;
+}
+
+// ---- lists ---------------------------------------------------------------------
+
+void PoolCore::link(BufferRecord* r) {
+  if (r->moving || r->dead || closed_) return;
+  if (r->pins == 0 && r->size > 0 && r->primary != Tier::Disk) {
+    primary_lists_[tier_index(r->primary)].push_back(r);
+  }
+  for (Tier t : {Tier::Host, Tier::Disk}) {
+    if (r->has_clean(t)) clean_lists_[tier_index(t)].push_back(r);
+  }
+}
+
+void PoolCore::unlink(BufferRecord* r) {
+  for (int t = 0; t < kTierCount; ++t) {
+    primary_lists_[t].remove(r);
+    clean_lists_[t].remove(r);
+  }
+}
+
+// ---- room without waiting -------------------------------------------------------
+
+void PoolCore::drop_clean(BufferRecord* r, Tier t) {
+  clean_lists_[tier_index(t)].remove(r);
+  if (t == Tier::Disk) {
+    release_later(r->extent);
+    r->on_disk = false;
+    r->disk_zero = false;
+    clean_bytes_[2] -= r->extent.bytes;
+    r->extent = {};
+  } else {
+    arena(t)->free(r->block[tier_index(t)]);
+    r->block[tier_index(t)] = nullptr;
+    clean_bytes_[tier_index(t)] -= r->footprint;
+  }
+}
+
+void* PoolCore::try_block(Tier t, std::size_t bytes) {
+  MemoryArena* a = arena(t);
+  if (a == nullptr) return nullptr;
+  if (void* b = a->allocate(bytes)) return b;
+  // Clean copies are the first bytes dropped: they cost no write.
+  RecordList& clean = clean_lists_[tier_index(t)];
+  while (!clean.empty()) {
+    drop_clean(clean.front(), t);
+    if (void* b = a->allocate(bytes)) return b;
+  }
+  return nullptr;
+}
+
+std::optional<SpillExtent> PoolCore::try_extent(std::size_t bytes) {
+  if (!store_) return std::nullopt;
+  if (auto e = store_->reserve(bytes)) return e;
+  // Dropping clean disk copies frees quota only once their extents are
+  // released; that happens outside the lock, so count what would come back.
+  RecordList& clean = clean_lists_[2];
+  while (!clean.empty()) {
+    BufferRecord* r = clean.front();
+    SpillExtent e = r->extent;
+    drop_clean(r, Tier::Disk);
+    deferred_release_.pop_back();
+    store_->release(e);  // no file IO happens here unless the tail is truncated
+    if (auto got = store_->reserve(bytes)) return got;
+  }
+  return std::nullopt;
+}
+
+void PoolCore::release_deferred(Lock& lk) {
+  if (deferred_release_.empty() || !store_) return;
+  std::vector<SpillExtent> todo;
+  todo.swap(deferred_release_);
+  SpillStore* store = store_.get();
+  lk.unlock();
+  for (const auto& e : todo) store->release(e);
+  lk.lock();
+}
+
+// ---- eviction ------------------------------------------------------------------
+
+bool PoolCore::evict_one(BufferRecord* v, EvictionReason reason) {
+  const Tier from = v->primary;
+  // A clean copy below makes the eviction free: drop the primary.
+  for (Tier below : {Tier::Host, Tier::Disk}) {
+    if (tier_index(below) <= tier_index(from) || !v->has_clean(below)) continue;
+    unlink(v);
+    arena(from)->free(v->block[tier_index(from)]);
+    v->block[tier_index(from)] = nullptr;
+    --buffers_[tier_index(from)];
+    ++buffers_[tier_index(below)];
+    v->primary = below;
+    clean_bytes_[tier_index(below)] -= below == Tier::Disk ? v->extent.bytes : v->footprint;
+    ++evictions_[static_cast<int>(reason)];
+    ++clean_evictions_;
+    link(v);
+    emit(TraceKind::Evict, v, from, below, reason, true, 0);
+    return true;
+  }
+  // Otherwise copy it down: device victims to host when host has room now,
+  // else straight to disk; host victims to disk.
+  if (from == Tier::Device) {
+    if (void* b = try_block(Tier::Host, v->size)) {
+      launch_move(v, Tier::Host, b, std::nullopt, true, reason, nullptr);
+      return true;
+    }
+  }
+  if (auto e = try_extent(v->size)) {
+    launch_move(v, Tier::Disk, nullptr, e, true, reason, nullptr);
+    return true;
+  }
+  if (from == Tier::Device && arena(Tier::Host) != nullptr) {
+    // Cascade: make room on host for later; this victim waits for it.
+    start_evictions(Tier::Host, arena(Tier::Host)->capacity() - arena(Tier::Host)->used() >=
+                                        v->footprint
+                                    ? 0
+                                    : v->footprint,
+                    reason);
+  }
+  return false;
+}
+
+bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason) {
+  bool changed = false;
+  std::uint64_t freed = 0;  // bytes freed at once by clean evictions
+  const int ti = tier_index(t);
+  BufferRecord* v = primary_lists_[ti].front();
+  while (v != nullptr && pending_out_[ti] + freed < want) {
+    BufferRecord* next = RecordList::next(v, kPrimaryList, ti);
+    if (options_.policy == EvictionPolicy::Lookahead) {
+      // Farthest next use first among the oldest few; unhinted buffers
+      // (kNoHint) count as farthest, which keeps LRU order among them.
+      BufferRecord* best = v;
+      BufferRecord* c = v;
+      for (int i = 0; i < 64 && c != nullptr; ++i) {
+        if (c->next_use > best->next_use) best = c;
+        c = RecordList::next(c, kPrimaryList, ti);
+      }
+      if (best != v) next = v;
+      v = best;
+    }
+    const std::uint64_t footprint = v->footprint;
+    const std::uint64_t pending_before = pending_out_[ti];
+    if (!evict_one(v, reason)) break;  // nowhere to put victims now; a later attempt retries
+    changed = true;
+    if (pending_out_[ti] == pending_before) freed += footprint;
+    v = next;
+  }
+  return changed;
+}
+
+void PoolCore::maybe_proactive(Tier t) {
+  if (t == Tier::Disk || arena(t) == nullptr || options_.high_watermark >= 1.0 || closed_) return;
+  const double cap = static_cast<double>(arena(t)->capacity());
+  const auto used = static_cast<double>(arena(t)->used());
+  if (used - static_cast<double>(pending_out_[tier_index(t)]) <= options_.high_watermark * cap) return;
+  const auto want = static_cast<std::uint64_t>(used - options_.low_watermark * cap);
+  start_evictions(t, want, EvictionReason::Proactive);
+}
+
+void PoolCore::wait_io(Lock& lk, const char* what) {
+  ++waiters_;
+  const auto status = cv_.wait_for(lk, options_.io_timeout);
+  --waiters_;
+  if (status == std::cv_status::timeout) {
+    ++errors_.timeouts;
+    throw IoError(ETIMEDOUT, spill_dir_.empty() ? std::string("(memory tiers)") : spill_dir_, 0,
+                  std::string("waiting ") + std::to_string(options_.io_timeout.count()) +
+                      " ms for " + what);
+  }
+}
+
+void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point deadline,
+                          bool wait_for_pins) {
+  MemoryArena* a = arena(t);
+  const std::uint64_t need = MemoryArena::footprint(bytes);
+  if (a == nullptr || need > a->capacity()) return nullptr;
+  for (;;) {
+    if (void* b = try_block(t, bytes)) {
+      release_deferred(lk);
+      return b;
+    }
+    const std::uint64_t free_bytes = a->capacity() - a->used();
+    std::uint64_t& pending = pending_out_[tier_index(t)];
+    // When the free total would hold the request but no extent does
+    // (fragmentation), evict one more buffer than is already on its way.
+    const std::uint64_t want = free_bytes >= need ? pending + 1 : need - free_bytes;
+    if (start_evictions(t, want, EvictionReason::Pressure) && pending == 0) continue;
+    if (pending > 0) {
+      wait_io(lk, "a spill that makes room");
+      continue;
+    }
+    // Everything on the tier is pinned (or has nowhere to go).
+    if (!wait_for_pins || Clock::now() >= deadline) return nullptr;
+    ++waiters_;
+    cv_.wait_until(lk, deadline);
+    --waiters_;
+    check_open();
+  }
+}
+
+// ---- moves ---------------------------------------------------------------------
+
+void PoolCore::launch_move(BufferRecord* r, Tier to, void* dst, std::optional<SpillExtent> ext,
+                           bool is_eviction, EvictionReason reason,
+                           std::shared_ptr<MoveTicket> ticket) {
+  unlink(r);
+  r->moving = true;
+  ++moves_in_flight_;
+  const Tier from = r->primary;
+  if (is_eviction) pending_out_[tier_index(from)] += r->footprint;
+  if (dst != nullptr) note_peak(to);
+  emit(tier_index(to) > tier_index(from) ? TraceKind::SpillBegin : TraceKind::FetchBegin, r, from,
+       to, reason, true, 0);
+  auto self = shared_from_this();
+  io_->submit([self, r, from, to, dst, ext, is_eviction, reason, ticket] {
+    self->run_move(r, from, to, dst, ext, is_eviction, reason, ticket);
+  });
+}
+
+void PoolCore::copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,
+                          std::uint64_t* stored) {
+  *stored = r->size;
+  if (to == Tier::Disk) {
+    MemoryArena* src = arena(from);
+    if (!src->host_accessible()) {
+      throw std::logic_error("spillway: spilling from a device that is not host-accessible "
+                             "needs staging buffers (CUDA backend)");
+    }
+    const RecordInfo info = store_->write(*ext, r->id, r->block[tier_index(from)], r->size);
+    *stored = info.stored_bytes;
+    return;
+  }
+  MemoryArena* dst_arena = arena(to);
+  if (from == Tier::Disk) {
+    if (r->disk_zero) {
+      std::vector<unsigned char> zeros;
+      if (dst_arena->host_accessible()) {
+        std::memset(dst, 0, r->size);
+      } else {
+        zeros.assign(r->size, 0);
+        dst_arena->copy_from_host(dst, zeros.data(), r->size);
+      }
+      *stored = 0;
+      return;
+    }
+    if (!dst_arena->host_accessible()) {
+      throw std::logic_error("spillway: fetching into a device that is not host-accessible "
+                             "needs staging buffers (CUDA backend)");
+    }
+    *stored = store_->read(r->extent, r->id, dst, r->size);
+    return;
+  }
+  MemoryArena* src_arena = arena(from);
+  const void* src = r->block[tier_index(from)];
+  if (src_arena->host_accessible()) dst_arena->copy_from_host(dst, src, r->size);
+  else src_arena->copy_to_host(dst, src, r->size);
+}
+
+void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
+                        std::optional<SpillExtent> ext, bool is_eviction, EvictionReason reason,
+                        std::shared_ptr<MoveTicket> ticket) {
+  std::exception_ptr error;
+  std::uint64_t stored = 0;
+  SpillExtent extent = ext.value_or(SpillExtent{});
+  const auto t0 = Clock::now();
+  try {
+    copy_bytes(r, from, to, dst, &extent, &stored);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+
+  Lock lk(mu_);
+  --moves_in_flight_;
+  if (is_eviction) pending_out_[tier_index(from)] -= r->footprint;
+  r->moving = false;
+  if (!error) {
+    MoveStats& m = moves_[tier_index(from)][tier_index(to)];
+    ++m.moves;
+    m.bytes += r->size;
+    m.stored_bytes += stored;
+    m.seconds += seconds;
+    if (to == Tier::Disk) {
+      r->on_disk = true;
+      r->disk_zero = false;
+      r->extent = extent;
+    } else {
+      r->block[tier_index(to)] = dst;
+    }
+    --buffers_[tier_index(from)];
+    ++buffers_[tier_index(to)];
+    r->primary = to;
+    if (tier_index(to) > tier_index(from)) {
+      // Down: the faster copy goes.
+      arena(from)->free(r->block[tier_index(from)]);
+      r->block[tier_index(from)] = nullptr;
+      if (is_eviction) ++evictions_[static_cast<int>(reason)];
+    } else {
+      // Up: the slower copy stays behind as a clean copy.
+      clean_bytes_[tier_index(from)] += from == Tier::Disk ? r->extent.bytes : r->footprint;
+    }
+    note_peak(to);
+  } else {
+    // The bytes stay where they were; give back the reserved room.
+    if (dst != nullptr) arena(to)->free(dst);
+    if (ext) release_later(extent);
+    if (to == Tier::Disk) {
+      ++errors_.spill_write_failures;
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        last_spill_error_ = e.what();
+      } catch (...) {
+        last_spill_error_ = "unknown error";
+      }
+    } else {
+      try {
+        std::rethrow_exception(error);
+      } catch (const CorruptionError&) {
+        ++errors_.corruptions;
+      } catch (...) {
+        ++errors_.fetch_failures;
+      }
+    }
+  }
+  emit(tier_index(to) > tier_index(from) ? TraceKind::SpillEnd : TraceKind::FetchEnd, r, from, to,
+       reason, !error, static_cast<std::uint64_t>(seconds * 1e9));
+  if (ticket) {
+    ticket->done = true;
+    ticket->error = error;
+    if (!error && ticket->wants_pin && !ticket->abandoned && !r->dead) {
+      grant_pin(r, Access::Read);  // the waiter upgrades to ReadWrite if it asked for it
+      ticket->pin_granted = true;
+    }
+  }
+  if (r->dead && r->pins == 0) {
+    free_now(r);
+  } else {
+    link(r);
+    if (!error) maybe_proactive(to);
+  }
+  release_deferred(lk);
+  cv_.notify_all();
+}
+
+// ---- allocation ------------------------------------------------------------------
+
+BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_view label) {
+  Lock lk(mu_);
+  check_open();
+  auto rec = std::make_unique<BufferRecord>();
+  BufferRecord* r = rec.get();
+  r->id = next_id_++;
+  r->size = bytes;
+  r->footprint = bytes == 0 ? 0 : MemoryArena::footprint(bytes);
+  r->label = std::string(label);
+
+  // The fastest enabled tier at or below `preferred`.
+  std::vector<Tier> candidates;
+  for (int t = tier_index(preferred); t < kTierCount; ++t) {
+    if (tier_enabled(static_cast<Tier>(t))) candidates.push_back(static_cast<Tier>(t));
+  }
+  if (candidates.empty()) {
+    ++errors_.out_of_memory;
+    throw OutOfMemory(preferred, bytes, "no tier at or below it is enabled");
+  }
+  if (bytes == 0) {
+    r->primary = candidates.front();
+    ++buffers_[tier_index(r->primary)];
+    records_.emplace(r->id, std::move(rec));
+    return r;
+  }
+  const auto start = Clock::now();
+  const auto deadline = start + options_.pressure_wait;
+  bool placed = false;
+  std::uint64_t largest_capacity = 0;
+  for (std::size_t i = 0; i < candidates.size() && !placed; ++i) {
+    const Tier t = candidates[i];
+    const bool last = i + 1 == candidates.size();
+    largest_capacity = std::max(largest_capacity, tier_capacity(t));
+    if (t == Tier::Disk) {
+      if (SpillStore::reservation_bytes(bytes) > store_->capacity()) continue;
+      auto e = try_extent(bytes);
+      if (!e) continue;
+      r->on_disk = true;
+      r->disk_zero = true;
+      r->extent = *e;
+      r->primary = Tier::Disk;
+      placed = true;
+    } else if (void* b = make_room(lk, t, bytes, deadline, last)) {
+      r->block[tier_index(t)] = b;
+      r->primary = t;
+      placed = true;
+    }
+  }
+  stall_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+  if (!placed) {
+    const Tier t = candidates.back();
+    throw_oom(lk, preferred, bytes,
+              bytes > largest_capacity
+                  ? "larger than every enabled tier at or below it"
+                  : "no room could be made on " + std::string(tier_name(t)) + " within " +
+                        std::to_string(options_.pressure_wait.count()) + " ms" +
+                        (last_spill_error_.empty() ? "" : "; last spill error: " + last_spill_error_));
+  }
+  ++buffers_[tier_index(r->primary)];
+  r->last_use = ++clock_;
+  records_.emplace(r->id, std::move(rec));
+  link(r);
+  note_peak(r->primary);
+  emit(TraceKind::Alloc, r, r->primary, r->primary, EvictionReason::Pressure, true, 0);
+  maybe_proactive(r->primary);
+  return r;
+}
+
+void PoolCore::free_now(BufferRecord* r) {
+  unlink(r);
+  for (Tier t : {Tier::Device, Tier::Host}) {
+    if (void* b = r->block[tier_index(t)]) {
+      if (r->primary != t) clean_bytes_[tier_index(t)] -= r->footprint;
+      arena(t)->free(b);
+    }
+  }
+  if (r->on_disk) {
+    if (r->primary != Tier::Disk) clean_bytes_[2] -= r->extent.bytes;
+    release_later(r->extent);
+  }
+  if (r->pins > 0) pinned_bytes_[tier_index(r->primary)] -= r->footprint;
+  --buffers_[tier_index(r->primary)];
+  emit(TraceKind::Free, r, r->primary, r->primary, EvictionReason::Explicit, true, 0);
+  records_.erase(r->id);
+}
+
+void PoolCore::free(BufferRecord* r) noexcept {
+  Lock lk(mu_);
+  if (closed_) return;
+  if (r->moving || r->pins > 0) {
+    r->dead = true;  // freed when the move commits or the last pin ends
+    unlink(r);
+    return;
+  }
+  free_now(r);
+  release_deferred(lk);
+  if (waiters_ > 0) cv_.notify_all();
+}
+
+// ---- pins ----------------------------------------------------------------------
+
+void PoolCore::grant_pin(BufferRecord* r, Access access) {
+  if (r->pins++ == 0) {
+    primary_lists_[tier_index(r->primary)].remove(r);
+    pinned_bytes_[tier_index(r->primary)] += r->footprint;
+  }
+  if (access == Access::ReadWrite) {
+    for (Tier t : {Tier::Host, Tier::Disk}) {
+      if (r->has_clean(t)) drop_clean(r, t);
+    }
+  }
+  ++pins_;
+}
+
+void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
+  Lock lk(mu_);
+  check_open();
+  if (where == Tier::Disk) {
+    throw std::invalid_argument("spillway: cannot pin on the disk tier; pin on Device or Host");
+  }
+  if (!tier_enabled(where)) {
+    throw std::invalid_argument("spillway: cannot pin on the " + std::string(tier_name(where)) +
+                                " tier: it is turned off in this pool");
+  }
+  // Fast path: resident and not moving.
+  if (r->primary == where && !r->moving) {
+    grant_pin(r, access);
+    if (!deferred_release_.empty()) release_deferred(lk);
+    return r->block[tier_index(where)];
+  }
+  if (r->size == 0) {
+    if (r->pins > 0 && r->primary != where) {
+      throw std::logic_error("spillway: zero-byte buffer is pinned on another tier");
+    }
+    --buffers_[tier_index(r->primary)];
+    r->primary = where;
+    ++buffers_[tier_index(where)];
+    grant_pin(r, access);
+    return nullptr;
+  }
+  const auto start = Clock::now();
+  const auto deadline = start + options_.pressure_wait;
+  ++pin_waits_;
+  emit(TraceKind::PinWait, r, r->primary, where, EvictionReason::Pressure, true, 0);
+  struct StallClock {
+    PoolCore* core;
+    Clock::time_point start;
+    ~StallClock() {
+      core->stall_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+    }
+  } stall{this, start};
+  for (;;) {
+    check_open();
+    if (r->moving) {
+      wait_io(lk, "a move of the buffer being pinned");
+      continue;
+    }
+    if (r->primary == where) {
+      grant_pin(r, access);
+      release_deferred(lk);
+      return r->block[tier_index(where)];
+    }
+    if (r->pins > 0) {
+      // Pinned on another tier: wait for those pins, within pressure_wait.
+      if (Clock::now() >= deadline) {
+        throw_oom(lk, where, r->size,
+                  "buffer " + std::to_string(r->id) + " ('" + r->label + "') is pinned on the " +
+                      std::string(tier_name(r->primary)) + " tier by another pin");
+      }
+      ++waiters_;
+      cv_.wait_until(lk, deadline);
+      --waiters_;
+      continue;
+    }
+    const Tier from = r->primary;
+    if (tier_index(where) > tier_index(from) && r->has_clean(where)) {
+      // Down to a tier that already holds a clean copy: drop the primary.
+      unlink(r);
+      arena(from)->free(r->block[tier_index(from)]);
+      r->block[tier_index(from)] = nullptr;
+      clean_bytes_[tier_index(where)] -= r->footprint;
+      --buffers_[tier_index(from)];
+      ++buffers_[tier_index(where)];
+      r->primary = where;
+      link(r);
+      continue;
+    }
+    void* dst = make_room(lk, where, r->size, deadline, true);
+    if (dst == nullptr) {
+      throw_oom(lk, where, r->size, "no room could be made within " +
+                                        std::to_string(options_.pressure_wait.count()) + " ms");
+    }
+    if (r->moving || r->pins > 0 || r->primary != from || r->dead) {
+      // The record changed while we waited for room: start over.
+      arena(where)->free(dst);
+      continue;
+    }
+    auto ticket = std::make_shared<MoveTicket>();
+    ticket->wants_pin = true;
+    launch_move(r, where, dst, std::nullopt, false, EvictionReason::Pressure, ticket);
+    ++waiters_;
+    const bool finished =
+        cv_.wait_for(lk, options_.io_timeout, [&] { return ticket->done; });
+    --waiters_;
+    if (!finished) {
+      ticket->abandoned = true;
+      ++errors_.timeouts;
+      throw IoError(ETIMEDOUT, spill_dir_, r->on_disk ? r->extent.offset : 0,
+                    "waiting " + std::to_string(options_.io_timeout.count()) +
+                        " ms for a fetch of buffer " + std::to_string(r->id));
+    }
+    if (ticket->error) std::rethrow_exception(ticket->error);
+    if (ticket->pin_granted) {
+      if (access == Access::ReadWrite) {
+        for (Tier t : {Tier::Host, Tier::Disk}) {
+          if (r->has_clean(t)) drop_clean(r, t);
+        }
+        release_deferred(lk);
+      }
+      return r->block[tier_index(where)];
+    }
+  }
+}
+
+void PoolCore::unpin(BufferRecord* r) noexcept {
+  Lock lk(mu_);
+  if (r->pins == 0) return;
+  if (--r->pins == 0) {
+    if (!closed_) pinned_bytes_[tier_index(r->primary)] -= r->footprint;
+    emit(TraceKind::Unpin, r, r->primary, r->primary, EvictionReason::Pressure, true, 0);
+    if (r->dead && !r->moving && !closed_) {
+      free_now(r);
+      release_deferred(lk);
+    } else {
+      r->last_use = ++clock_;
+      link(r);
+    }
+    if (waiters_ > 0) cv_.notify_all();
+  }
+}
+
+void PoolCore::prefetch(BufferRecord* r, Tier where) {
+  Lock lk(mu_);
+  check_open();
+  if (where == Tier::Disk || !tier_enabled(where)) {
+    throw std::invalid_argument("spillway: cannot prefetch to the " +
+                                std::string(tier_name(where)) + " tier");
+  }
+  if (r->moving || r->pins > 0 || r->size == 0 || tier_index(where) >= tier_index(r->primary)) {
+    return;
+  }
+  void* dst = try_block(where, r->size);
+  if (dst == nullptr) return;
+  launch_move(r, where, dst, std::nullopt, false, EvictionReason::Pressure, nullptr);
+  release_deferred(lk);
+}
+
+void PoolCore::hint_next_use(BufferRecord* r, std::uint64_t step) {
+  Lock lk(mu_);
+  check_open();
+  r->next_use = step;
+}
+
+void PoolCore::evict(BufferRecord* r, Tier where) {
+  Lock lk(mu_);
+  check_open();
+  if (where == Tier::Device || !tier_enabled(where)) {
+    throw std::invalid_argument("spillway: cannot evict to the " + std::string(tier_name(where)) +
+                                " tier (evict to an enabled Host or Disk tier)");
+  }
+  const auto deadline = Clock::now() + options_.pressure_wait;
+  for (;;) {
+    check_open();
+    if (r->size == 0 || tier_index(r->primary) >= tier_index(where)) return;
+    if (r->moving) {
+      wait_io(lk, "a move of the buffer being evicted");
+      continue;
+    }
+    if (r->pins > 0) {
+      if (Clock::now() >= deadline) {
+        throw_oom(lk, r->primary, r->size,
+                  "cannot evict buffer " + std::to_string(r->id) + ": it stays pinned");
+      }
+      ++waiters_;
+      cv_.wait_until(lk, deadline);
+      --waiters_;
+      continue;
+    }
+    const Tier from = r->primary;
+    if (r->has_clean(where)) {
+      unlink(r);
+      arena(from)->free(r->block[tier_index(from)]);
+      r->block[tier_index(from)] = nullptr;
+      clean_bytes_[tier_index(where)] -= where == Tier::Disk ? r->extent.bytes : r->footprint;
+      --buffers_[tier_index(from)];
+      ++buffers_[tier_index(where)];
+      r->primary = where;
+      ++evictions_[static_cast<int>(EvictionReason::Explicit)];
+      ++clean_evictions_;
+      link(r);
+      return;
+    }
+    void* dst = nullptr;
+    std::optional<SpillExtent> ext;
+    if (where == Tier::Host) {
+      dst = make_room(lk, Tier::Host, r->size, deadline, true);
+      if (dst == nullptr) throw_oom(lk, Tier::Host, r->size, "no room for an explicit eviction");
+    } else {
+      ext = try_extent(r->size);
+      if (!ext) throw_oom(lk, Tier::Disk, r->size, "the disk quota is full");
+    }
+    if (r->moving || r->pins > 0 || r->primary != from || r->dead) {
+      if (dst != nullptr) arena(where)->free(dst);
+      if (ext) store_->release(*ext);
+      continue;
+    }
+    auto ticket = std::make_shared<MoveTicket>();
+    launch_move(r, where, dst, ext, true, EvictionReason::Explicit, ticket);
+    ++waiters_;
+    const bool finished = cv_.wait_for(lk, options_.io_timeout, [&] { return ticket->done; });
+    --waiters_;
+    if (!finished) {
+      ++errors_.timeouts;
+      throw IoError(ETIMEDOUT, spill_dir_, 0,
+                    "waiting for an explicit eviction of buffer " + std::to_string(r->id));
+    }
+    if (ticket->error) std::rethrow_exception(ticket->error);
+  }
+}
+
+Tier PoolCore::tier_of(const BufferRecord* r) const {
+  Lock lk(mu_);
+  check_open();
+  return r->primary;
+}
+
+unsigned PoolCore::clean_copies(const BufferRecord* r) const {
+  Lock lk(mu_);
+  check_open();
+  unsigned mask = 0;
+  for (Tier t : {Tier::Device, Tier::Host, Tier::Disk}) {
+    if (r->has_clean(t)) mask |= 1u << tier_index(t);
+  }
+  return mask;
+}
+
+void PoolCore::quiesce() {
+  Lock lk(mu_);
+  while (moves_in_flight_ > 0) wait_io(lk, "moves in flight to finish");
+}
+
+// ---- errors, stats, trace ---------------------------------------------------------
+
+std::vector<std::pair<std::string, std::size_t>> PoolCore::pinned_by_label(Tier t) const {
+  std::map<std::string, std::size_t> by_label;
+  for (const auto& [id, r] : records_) {
+    if (r->pins > 0 && r->primary == t) by_label[r->label] += r->footprint;
+  }
+  std::vector<std::pair<std::string, std::size_t>> out(by_label.begin(), by_label.end());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (out.size() > 16) out.resize(16);
+  return out;
+}
+
+void PoolCore::throw_oom(Lock& lk, Tier t, std::size_t bytes, const std::string& detail) {
+  ++errors_.out_of_memory;
+  auto pinned = pinned_by_label(t);
+  emit(TraceKind::OutOfMemory, nullptr, t, t, EvictionReason::Pressure, false, 0);
+  release_deferred(lk);
+  throw OutOfMemory(t, bytes, detail, std::move(pinned));
+}
+
+void PoolCore::note_peak(Tier t) {
+  if (t == Tier::Disk || arena(t) == nullptr) return;  // disk peaks are taken in stats()
+  peak_bytes_[tier_index(t)] = std::max<std::uint64_t>(peak_bytes_[tier_index(t)], arena(t)->used());
+}
+
+void PoolCore::set_trace(std::shared_ptr<TraceSink> sink) {
+  Lock lk(mu_);
+  trace_ = std::move(sink);
+}
+
+void PoolCore::emit(TraceKind kind, const BufferRecord* r, Tier from, Tier to,
+                    EvictionReason reason, bool ok, std::uint64_t duration_ns) {
+  if (!trace_) return;
+  TraceEvent e{};
+  e.kind = kind;
+  e.time_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+  e.buffer_id = r != nullptr ? r->id : 0;
+  e.bytes = r != nullptr ? r->size : 0;
+  e.from = from;
+  e.to = to;
+  e.reason = reason;
+  e.ok = ok;
+  e.duration_ns = duration_ns;
+  if (r != nullptr) e.label = r->label;
+  trace_->record(e);
+}
+
+PoolStats PoolCore::stats() const {
+  Lock lk(mu_);
+  PoolStats s;
+  for (Tier t : {Tier::Device, Tier::Host}) {
+    TierStats& ts = s.tiers[tier_index(t)];
+    const MemoryArena* a = arena(t);
+    if (a == nullptr) continue;
+    const SubAllocatorStats as = a->stats();
+    ts.enabled = true;
+    ts.capacity_bytes = as.capacity_bytes;
+    ts.used_bytes = as.used_bytes;
+    ts.largest_free_bytes = as.largest_free_bytes;
+    ts.fragmentation = as.fragmentation;
+  }
+  if (store_) {
+    const SpillStoreStats ds = store_->stats();
+    TierStats& ts = s.tiers[2];
+    ts.enabled = true;
+    ts.capacity_bytes = ds.capacity_bytes;
+    ts.used_bytes = ds.used_bytes;
+    ts.largest_free_bytes = ds.largest_free_bytes;
+    ts.fragmentation = ds.fragmentation;
+    s.disk_stored_bytes = ds.stored_bytes;
+    s.disk_file_bytes = ds.file_bytes;
+    peak_bytes_[2] = std::max(peak_bytes_[2], ds.used_bytes);
+  }
+  for (int t = 0; t < kTierCount; ++t) {
+    s.tiers[t].clean_bytes = clean_bytes_[t];
+    s.tiers[t].pinned_bytes = pinned_bytes_[t];
+    s.tiers[t].peak_bytes = std::max(peak_bytes_[t], s.tiers[t].used_bytes);
+    s.tiers[t].buffers = buffers_[t];
+  }
+  s.moves = moves_;
+  s.evictions = evictions_;
+  s.clean_evictions = clean_evictions_;
+  s.pins = pins_;
+  s.pin_waits = pin_waits_;
+  s.stall_seconds = stall_seconds_;
+  s.live_buffers = records_.size();
+  s.errors = errors_;
+  return s;
+}
+
+}  // namespace spillway::detail

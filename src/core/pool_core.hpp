@@ -1,0 +1,220 @@
+// src/core/pool_core.hpp — the pool's residency state machine (policy).
+//
+// PoolCore owns the tier mechanisms (memory arenas, the spill store, the IO
+// workers) and decides where every buffer's bytes live. One mutex guards all
+// residency state; no copy or file IO ever runs while it is held. A move is
+// reserved under the lock (destination room taken, record marked `moving`),
+// executed by an IO worker without the lock, and committed under the lock,
+// after which waiters are woken through one condition variable.
+//
+// Residency of a record:
+//   primary       the tier holding the authoritative bytes
+//   block[t]      a block on memory tier t (Device, Host): the primary copy
+//                 or a clean copy
+//   on_disk       a disk record (primary or clean) in `extent`
+// Clean copies are always on tiers slower than the primary. A pinned record
+// is never moved; a moving record is never pinned (a fetch grants its pin at
+// commit) and sits in no eviction list.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "io_executor.hpp"
+#include "spillway/errors.hpp"
+#include "spillway/options.hpp"
+#include "spillway/stats.hpp"
+#include "spillway/trace.hpp"
+#include "tiers/device/memory_arena.hpp"
+#include "tiers/disk/spill_store.hpp"
+
+namespace spillway::detail {
+
+struct BufferRecord;
+
+// An intrusive doubly-linked list of records, one hook per (list kind, tier),
+// so linking and unlinking on the pin/unpin path never allocates.
+enum ListKind : int { kPrimaryList = 0, kCleanList = 1 };
+
+struct ListHook {
+  BufferRecord* prev = nullptr;
+  BufferRecord* next = nullptr;
+  bool linked = false;
+};
+
+class RecordList {
+ public:
+  RecordList(ListKind kind, int tier) : kind_(kind), tier_(tier) {}
+  void push_back(BufferRecord* r);
+  void remove(BufferRecord* r);
+  BufferRecord* front() const { return head_; }
+  static BufferRecord* next(const BufferRecord* r, ListKind kind, int tier);
+  bool empty() const { return head_ == nullptr; }
+
+ private:
+  ListHook& hook(BufferRecord* r) const;
+  ListKind kind_;
+  int tier_;
+  BufferRecord* head_ = nullptr;
+  BufferRecord* tail_ = nullptr;
+};
+
+inline constexpr std::uint64_t kNoHint = ~std::uint64_t{0};
+
+struct BufferRecord {
+  std::uint64_t id = 0;
+  std::size_t size = 0;
+  std::size_t footprint = 0;  // bytes the buffer takes in a memory arena
+  std::string label;
+  Tier primary = Tier::Host;
+  std::array<void*, 2> block{};  // Device, Host
+  bool on_disk = false;
+  bool disk_zero = false;  // disk copy is "all zeros", not yet written
+  SpillExtent extent;
+  std::uint32_t pins = 0;
+  bool moving = false;
+  bool dead = false;  // the Buffer is gone; free when the move or last pin ends
+  std::uint64_t last_use = 0;
+  std::uint64_t next_use = kNoHint;
+  std::array<std::array<ListHook, kTierCount>, 2> hooks{};
+
+  bool has_copy(Tier t) const {
+    return t == Tier::Disk ? on_disk : block[tier_index(t)] != nullptr;
+  }
+  bool has_clean(Tier t) const { return t != primary && has_copy(t); }
+};
+
+// One move's outcome, shared by the worker and the thread that waits on it.
+struct MoveTicket {
+  bool done = false;
+  bool wants_pin = false;   // a pin waits for this fetch: grant it at commit
+  bool abandoned = false;   // the waiter gave up (timeout): grant nothing
+  bool pin_granted = false;
+  std::exception_ptr error;
+};
+
+class PoolCore : public std::enable_shared_from_this<PoolCore> {
+ public:
+  explicit PoolCore(PoolOptions options);
+  ~PoolCore();
+
+  // Stops the workers, frees all storage and detaches every record.
+  void shutdown();
+
+  BufferRecord* allocate(std::size_t bytes, Tier preferred, std::string_view label);
+  void free(BufferRecord* r) noexcept;
+  // Returns the pinned address on `where` (nullptr for a zero-byte buffer).
+  void* pin(BufferRecord* r, Tier where, Access access);
+  void unpin(BufferRecord* r) noexcept;
+  void prefetch(BufferRecord* r, Tier where);
+  void hint_next_use(BufferRecord* r, std::uint64_t step);
+  void evict(BufferRecord* r, Tier where);
+  Tier tier_of(const BufferRecord* r) const;
+  unsigned clean_copies(const BufferRecord* r) const;
+  void quiesce();
+
+  PoolStats stats() const;
+  void set_trace(std::shared_ptr<TraceSink> sink);
+  const PoolOptions& options() const { return options_; }
+  bool tier_enabled(Tier t) const;
+  std::string_view device_backend_name() const;
+  std::string spill_directory() const;
+  void check_open() const;  // throws std::logic_error after shutdown
+
+ private:
+  using Lock = std::unique_lock<std::mutex>;
+  using Clock = std::chrono::steady_clock;
+
+  MemoryArena* arena(Tier t) const { return t == Tier::Disk ? nullptr : arenas_[tier_index(t)].get(); }
+  std::uint64_t tier_capacity(Tier t) const;
+  std::uint64_t tier_used(Tier t) const;
+
+  // List maintenance.
+  void link(BufferRecord* r);    // into the lists its state calls for
+  void unlink(BufferRecord* r);  // out of every list
+
+  // Room on one tier, without waiting.
+  void* try_block(Tier t, std::size_t bytes);
+  std::optional<SpillExtent> try_extent(std::size_t bytes);
+  void drop_clean(BufferRecord* r, Tier t);
+  void release_later(const SpillExtent& e) { deferred_release_.push_back(e); }
+  void release_deferred(Lock& lk);
+
+  // Starts spills out of `t` until the bytes in flight out of it reach
+  // `want`; clean evictions happen at once. Returns whether anything changed.
+  bool start_evictions(Tier t, std::uint64_t want, EvictionReason reason);
+  bool evict_one(BufferRecord* v, EvictionReason reason);
+  void maybe_proactive(Tier t);
+  // Reserves a block on memory tier t, evicting and waiting as allowed.
+  // Returns nullptr when no room could be made by `deadline`.
+  void* make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point deadline,
+                  bool wait_for_pins);
+  void wait_io(Lock& lk, const char* what);
+
+  // Launches a move of r from its primary to `to`, into `dst` (a block) or
+  // `ext` (disk). The ticket (if any) is completed at commit.
+  void launch_move(BufferRecord* r, Tier to, void* dst, std::optional<SpillExtent> ext,
+                   bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket);
+  void run_move(BufferRecord* r, Tier from, Tier to, void* dst, std::optional<SpillExtent> ext,
+                bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket);
+  void copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,
+                  std::uint64_t* stored);
+
+  void grant_pin(BufferRecord* r, Access access);
+  void free_now(BufferRecord* r);
+  [[noreturn]] void throw_oom(Lock& lk, Tier t, std::size_t bytes, const std::string& detail);
+  std::vector<std::pair<std::string, std::size_t>> pinned_by_label(Tier t) const;
+  void emit(TraceKind kind, const BufferRecord* r, Tier from, Tier to, EvictionReason reason,
+            bool ok, std::uint64_t duration_ns);
+  void note_peak(Tier t);
+
+  PoolOptions options_;
+  std::array<std::unique_ptr<MemoryArena>, 2> arenas_;
+  std::unique_ptr<SpillStore> store_;
+  std::string spill_dir_;
+  std::unique_ptr<IoExecutor> io_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int waiters_ = 0;
+  bool closed_ = false;
+  std::uint64_t next_id_ = 1;
+  std::uint64_t clock_ = 0;
+  std::unordered_map<std::uint64_t, std::unique_ptr<BufferRecord>> records_;
+  std::array<RecordList, kTierCount> primary_lists_{RecordList(kPrimaryList, 0),
+                                                    RecordList(kPrimaryList, 1),
+                                                    RecordList(kPrimaryList, 2)};
+  std::array<RecordList, kTierCount> clean_lists_{RecordList(kCleanList, 0),
+                                                  RecordList(kCleanList, 1),
+                                                  RecordList(kCleanList, 2)};
+  std::array<std::uint64_t, kTierCount> pending_out_{};  // bytes being spilled out of a tier
+  std::uint64_t moves_in_flight_ = 0;
+  std::vector<SpillExtent> deferred_release_;
+  std::string last_spill_error_;
+
+  // Statistics (under mu_).
+  std::array<std::uint64_t, kTierCount> clean_bytes_{};
+  std::array<std::uint64_t, kTierCount> pinned_bytes_{};
+  mutable std::array<std::uint64_t, kTierCount> peak_bytes_{};
+  std::array<std::uint64_t, kTierCount> buffers_{};
+  std::array<std::array<MoveStats, kTierCount>, kTierCount> moves_{};
+  std::array<std::uint64_t, kEvictionReasonCount> evictions_{};
+  std::uint64_t clean_evictions_ = 0;
+  std::uint64_t pins_ = 0;
+  std::uint64_t pin_waits_ = 0;
+  double stall_seconds_ = 0;
+  ErrorStats errors_;
+
+  std::shared_ptr<TraceSink> trace_;
+};
+
+}  // namespace spillway::detail

@@ -1,0 +1,290 @@
+// tests/pool_limits_test.cpp — what the pool does at its edges: full tiers,
+// full quota, failing and corrupting disks, everything pinned, odd sizes,
+// disabled tiers, and a pool destroyed before its buffers.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "test_util.hpp"
+
+namespace spillway {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::fill_pattern;
+using testing::find_mismatch;
+using testing::ScratchDir;
+using Clock = std::chrono::steady_clock;
+
+// Host + disk only, small, no proactive spilling.
+PoolOptions host_disk(const std::string& dir, std::size_t host = 1 << 20) {
+  PoolOptions o = testing::small_options(dir, 0, host);
+  o.device.backend = DeviceBackend::None;
+  o.high_watermark = 1.0;
+  o.low_watermark = 1.0;
+  return o;
+}
+
+Buffer filled(Pool& pool, std::size_t n, Tier t, std::uint64_t key, const char* label = "data") {
+  Buffer b = pool.allocate(n, t, label);
+  Pin p = b.pin(t == Tier::Disk ? Tier::Host : t);
+  fill_pattern(p.data(), n, key, 0);
+  return b;
+}
+
+void expect_intact(Buffer& b, std::uint64_t key) {
+  Pin p = b.pin(Tier::Host, Access::Read);
+  EXPECT_EQ(find_mismatch(p.data(), p.size(), key, 0), -1) << "buffer " << b.id();
+}
+
+TEST(PoolLimits, ZeroByteBufferIsValidAndTakesNoSpace) {
+  ScratchDir dir;
+  Pool pool(testing::small_options(dir.path()));
+  Buffer b = pool.allocate(0, Tier::Device, "empty");
+  EXPECT_TRUE(b);
+  EXPECT_EQ(b.size(), 0u);
+  Pin p = b.pin(Tier::Host);
+  EXPECT_EQ(p.size(), 0u);
+  EXPECT_EQ(p.data(), nullptr);
+  EXPECT_EQ(b.tier(), Tier::Host);
+  const PoolStats s = pool.stats();
+  EXPECT_EQ(s.tier(Tier::Device).used_bytes + s.tier(Tier::Host).used_bytes, 0u);
+  EXPECT_EQ(s.live_buffers, 1u);
+}
+
+TEST(PoolLimits, LargerThanEveryTierThrowsAtOnce) {
+  ScratchDir dir;
+  PoolOptions o = testing::small_options(dir.path());
+  o.disk.capacity_bytes = 4 << 20;
+  o.pressure_wait = 5s;
+  Pool pool(o);
+  const auto t0 = Clock::now();
+  try {
+    pool.allocate(8 << 20, Tier::Device, "huge");
+    FAIL() << "expected OutOfMemory";
+  } catch (const OutOfMemory& e) {
+    EXPECT_EQ(e.bytes_requested, 8u << 20);
+    EXPECT_NE(std::string(e.what()).find("larger than every"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(Clock::now() - t0, 1s) << "no waiting for a request that can never fit";
+  EXPECT_EQ(pool.stats().errors.out_of_memory, 1u);
+}
+
+TEST(PoolLimits, AllocationFallsToSlowerTierWhenFasterIsPinned) {
+  ScratchDir dir;
+  Pool pool(testing::small_options(dir.path()));
+  Buffer a = filled(pool, 1 << 20, Tier::Device, 1);
+  Pin hold = a.pin(Tier::Device);
+  Buffer b = pool.allocate(4096, Tier::Device, "next");
+  EXPECT_EQ(b.tier(), Tier::Host);
+}
+
+TEST(PoolLimits, PinOnDisabledOrDiskTierIsRejected) {
+  ScratchDir dir;
+  Pool pool(host_disk(dir.path()));
+  EXPECT_FALSE(pool.tier_enabled(Tier::Device));
+  EXPECT_EQ(pool.device_backend_name(), "none");
+  Buffer b = pool.allocate(100, Tier::Device);
+  EXPECT_EQ(b.tier(), Tier::Host);
+  EXPECT_THROW(b.pin(Tier::Device), std::invalid_argument);
+  EXPECT_THROW(b.pin(Tier::Disk), std::invalid_argument);
+  EXPECT_THROW(b.prefetch(Tier::Device), std::invalid_argument);
+  EXPECT_THROW(b.evict(Tier::Device), std::invalid_argument);
+  Pool no_disk([&] {
+    PoolOptions o = host_disk(dir.path());
+    o.disk.enabled = false;
+    return o;
+  }());
+  Buffer c = no_disk.allocate(100, Tier::Host);
+  EXPECT_THROW(c.evict(Tier::Disk), std::invalid_argument);
+  EXPECT_EQ(no_disk.spill_directory(), "");
+}
+
+TEST(PoolLimits, EverythingPinnedEndsInOutOfMemoryNamingThePins) {
+  ScratchDir dir;
+  PoolOptions o = host_disk(dir.path());
+  o.disk.enabled = false;
+  o.pressure_wait = 200ms;
+  Pool pool(o);
+  Buffer a = filled(pool, 512 * 1024, Tier::Host, 1, "activations");
+  Buffer b = filled(pool, 512 * 1024, Tier::Host, 2, "weights");
+  Pin pa = a.pin(Tier::Host);
+  Pin pb = b.pin(Tier::Host);
+  const auto t0 = Clock::now();
+  try {
+    pool.allocate(4096, Tier::Host, "more");
+    FAIL() << "expected OutOfMemory";
+  } catch (const OutOfMemory& e) {
+    const auto waited = Clock::now() - t0;
+    EXPECT_GE(waited, 190ms);
+    EXPECT_LT(waited, 3s);
+    EXPECT_EQ(e.tier, Tier::Host);
+    ASSERT_EQ(e.pinned_by_label.size(), 2u);
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("activations=524288"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("weights=524288"), std::string::npos) << msg;
+  }
+  // Once a pin goes, the same request succeeds.
+  pa.release();
+  Buffer c = pool.allocate(4096, Tier::Host, "more");
+  EXPECT_EQ(c.tier(), Tier::Host);
+}
+
+TEST(PoolLimits, UnpinDuringPressureWaitLetsTheWaiterThrough) {
+  ScratchDir dir;
+  PoolOptions o = host_disk(dir.path());
+  o.disk.enabled = false;
+  o.pressure_wait = 5s;
+  Pool pool(o);
+  Buffer a = filled(pool, 1 << 20, Tier::Host, 1);
+  Pin pa = a.pin(Tier::Host);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(100ms);
+    pa.release();
+  });
+  Buffer b = pool.allocate(1 << 20, Tier::Host, "after");  // waits, then evicts... nothing: no disk
+  releaser.join();
+  EXPECT_EQ(b.tier(), Tier::Host);
+}
+
+TEST(PoolLimits, CrossTierPinWaitsForOtherPinThenThrows) {
+  ScratchDir dir;
+  PoolOptions o = testing::small_options(dir.path());
+  o.pressure_wait = 150ms;
+  Pool pool(o);
+  Buffer a = filled(pool, 4096, Tier::Host, 1, "shared");
+  Pin on_host = a.pin(Tier::Host, Access::Read);
+  EXPECT_THROW(a.pin(Tier::Device), OutOfMemory);
+  on_host.release();
+  Pin on_device = a.pin(Tier::Device, Access::Read);
+  EXPECT_EQ(find_mismatch(on_device.data(), 4096, 1, 0), -1);
+}
+
+TEST(PoolLimits, DiskQuotaFullThrowsAndLosesNothing) {
+  ScratchDir dir;
+  PoolOptions o = host_disk(dir.path());
+  o.disk.capacity_bytes = 2 << 20;
+  o.disk.compression = Compression::None;
+  Pool pool(o);
+  std::vector<Buffer> bufs;
+  bool oom = false;
+  for (int i = 0; i < 64 && !oom; ++i) {
+    try {
+      bufs.push_back(filled(pool, 256 * 1024 - 512, Tier::Host, 500 + i));
+    } catch (const OutOfMemory& e) {
+      oom = true;
+      EXPECT_NE(std::string(e.what()).find("host"), std::string::npos) << e.what();
+    }
+  }
+  ASSERT_TRUE(oom) << "a 2 MiB quota plus 1 MiB of host must fill up";
+  const PoolStats s = pool.stats();
+  EXPECT_LE(s.tier(Tier::Disk).used_bytes, 2u << 20) << "the quota is exact";
+  EXPECT_GE(bufs.size(), 8u);
+  for (std::size_t i = 0; i < bufs.size(); ++i) expect_intact(bufs[i], 500 + i);
+  EXPECT_LE(pool.stats().tier(Tier::Disk).used_bytes, 2u << 20);
+}
+
+TEST(PoolLimits, FailedSpillLeavesVictimResidentAndCounted) {
+  ScratchDir dir;
+  auto env = std::make_shared<testing::FaultyEnv>();
+  PoolOptions o = host_disk(dir.path());
+  o.disk.env = env;
+  Pool pool(o);
+  std::vector<Buffer> bufs;
+  for (int i = 0; i < 4; ++i) bufs.push_back(filled(pool, 256 * 1024, Tier::Host, 600 + i));
+  env->write_errno = ENOSPC;
+  Buffer extra = pool.allocate(256 * 1024, Tier::Host, "extra");
+  const PoolStats s = pool.stats();
+  EXPECT_GE(s.errors.spill_write_failures, 1u);
+  EXPECT_EQ(extra.tier(), Tier::Disk) << "no room on host: placed on disk instead";
+  for (auto& b : bufs) EXPECT_EQ(b.tier(), Tier::Host) << "victims stay where they were";
+  EXPECT_EQ(s.tier(Tier::Host).buffers, 4u);
+  for (int i = 0; i < 4; ++i) expect_intact(bufs[i], 600 + i);
+  // Once the disk works again, the same victims spill.
+  env->write_errno = 0;
+  { Pin p = extra.pin(Tier::Host); }
+  EXPECT_EQ(extra.tier(), Tier::Host);
+  for (int i = 0; i < 4; ++i) expect_intact(bufs[i], 600 + i);
+}
+
+TEST(PoolLimits, BitFlipOnDiskIsCorruptionNeverWrongBytes) {
+  ScratchDir dir;
+  auto env = std::make_shared<testing::FaultyEnv>();
+  PoolOptions o = host_disk(dir.path());
+  o.disk.env = env;
+  for (Compression c : {Compression::None, Compression::Lz4}) {
+    o.disk.compression = c;
+    Pool pool(o);
+    Buffer b = filled(pool, 100000, Tier::Host, 700);
+    b.evict(Tier::Disk);
+    env->flip_reads = true;
+    EXPECT_THROW(b.pin(Tier::Host), CorruptionError);
+    EXPECT_EQ(pool.stats().errors.corruptions, 1u);
+    EXPECT_EQ(b.tier(), Tier::Disk);
+    env->flip_reads = false;
+    expect_intact(b, 700);  // the stored record was never damaged
+  }
+}
+
+TEST(PoolLimits, FailedFetchThrowsIoErrorAndBufferStaysReadable) {
+  ScratchDir dir;
+  auto env = std::make_shared<testing::FaultyEnv>();
+  PoolOptions o = host_disk(dir.path());
+  o.disk.env = env;
+  Pool pool(o);
+  Buffer b = filled(pool, 50000, Tier::Host, 800);
+  b.evict(Tier::Disk);
+  env->read_errno = EIO;
+  try {
+    b.pin(Tier::Host);
+    FAIL() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_EQ(e.code().value(), EIO);
+    EXPECT_FALSE(e.file.empty());
+  }
+  EXPECT_EQ(pool.stats().errors.fetch_failures, 1u);
+  env->read_errno = 0;
+  expect_intact(b, 800);
+}
+
+TEST(PoolLimits, PoolDestroyedWithLiveBuffersDetachesThem) {
+  ScratchDir dir;
+  auto pool = std::make_unique<Pool>(testing::small_options(dir.path()));
+  Buffer a = filled(*pool, 1000, Tier::Host, 1);
+  Buffer b = filled(*pool, 1000, Tier::Host, 2);
+  b.evict(Tier::Disk);
+  Pin held = a.pin(Tier::Host, Access::Read);
+  pool.reset();
+  // A pin taken before keeps its bytes valid until it is released.
+  EXPECT_EQ(find_mismatch(held.data(), 1000, 1, 0), -1);
+  EXPECT_EQ(a.size(), 1000u);
+  EXPECT_THROW(a.pin(Tier::Host), std::logic_error);
+  EXPECT_THROW(b.tier(), std::logic_error);
+  held.release();
+  a.reset();  // no crash, no double free
+  EXPECT_EQ(dir.regular_files(), 0u);
+}
+
+TEST(PoolLimits, SpillDirectoryIsPrivateAndLeavesNothingBehind) {
+  ScratchDir dir;
+  std::string spill;
+  {
+    Pool pool(host_disk(dir.path()));
+    spill = pool.spill_directory();
+    ASSERT_FALSE(spill.empty());
+    EXPECT_EQ(spill.rfind(dir.path(), 0), 0u) << spill;
+    struct stat st{};
+    ASSERT_EQ(::lstat(spill.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    std::vector<Buffer> bufs;
+    for (int i = 0; i < 8; ++i) bufs.push_back(filled(pool, 256 * 1024, Tier::Host, i));
+    pool.quiesce();
+    EXPECT_GT(pool.stats().tier(Tier::Disk).used_bytes, 0u);
+    EXPECT_EQ(dir.regular_files(), 0u) << "spill files are unlinked while in use";
+  }
+  EXPECT_EQ(dir.entries(), 0u) << "the private directory is removed with the pool";
+}
+
+}  // namespace
+}  // namespace spillway

@@ -294,10 +294,20 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
   MemoryArena* a = arena(t);
   const std::uint64_t need = MemoryArena::footprint(bytes);
   if (a == nullptr || need > a->capacity()) return nullptr;
+  const std::uint64_t failures_at_start = errors_.spill_write_failures;
   for (;;) {
     if (void* b = try_block(t, bytes)) {
       release_deferred(lk);
       return b;
+    }
+    if (errors_.spill_write_failures != failures_at_start) {
+      // Spills are failing: retry (the victims are still evictable) until
+      // the deadline, at a bounded rate; callers that may not wait give up.
+      if (!wait_for_pins || Clock::now() >= deadline) return nullptr;
+      ++waiters_;
+      cv_.wait_for(lk, std::chrono::milliseconds(5));
+      --waiters_;
+      check_open();
     }
     const std::uint64_t free_bytes = a->capacity() - a->used();
     std::uint64_t& pending = pending_out_[tier_index(t)];

@@ -421,9 +421,13 @@ void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
     ++buffers_[tier_index(to)];
     r->primary = to;
     if (tier_index(to) > tier_index(from)) {
-      // Down: the faster copy goes.
+      // Down: the faster copy goes, and so does any clean copy between
+      // (clean copies only ever sit below the primary).
       arena(from)->free(r->block[tier_index(from)]);
       r->block[tier_index(from)] = nullptr;
+      for (int t = tier_index(from) + 1; t < tier_index(to); ++t) {
+        if (r->has_copy(static_cast<Tier>(t))) drop_clean(r, static_cast<Tier>(t));
+      }
       if (is_eviction) ++evictions_[static_cast<int>(reason)];
     } else {
       // Up: the slower copy stays behind as a clean copy.

@@ -79,7 +79,7 @@ TEST_P(PoolContract, RoundTripsEveryPath) {
       pool_.reset();
       options_.disk.compression = c;
       pool_ = std::make_unique<Pool>(options_);
-      SCOPED_TRACE(testing::Message() << "compression " << static_cast<int>(c)
+      SCOPED_TRACE(::testing::Message() << "compression " << static_cast<int>(c)
                                       << (compressible ? " compressible" : " random"));
       const std::size_t n = 300 * 1000 + 7;
       // device -> host -> device

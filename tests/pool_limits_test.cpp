@@ -124,8 +124,9 @@ TEST(PoolLimits, EverythingPinnedEndsInOutOfMemoryNamingThePins) {
     EXPECT_NE(msg.find("activations=524288"), std::string::npos) << msg;
     EXPECT_NE(msg.find("weights=524288"), std::string::npos) << msg;
   }
-  // Once a pin goes, the same request succeeds.
+  // Once a pinned buffer goes, the same request succeeds.
   pa.release();
+  a.reset();
   Buffer c = pool.allocate(4096, Tier::Host, "more");
   EXPECT_EQ(c.tier(), Tier::Host);
 }
@@ -133,7 +134,6 @@ TEST(PoolLimits, EverythingPinnedEndsInOutOfMemoryNamingThePins) {
 TEST(PoolLimits, UnpinDuringPressureWaitLetsTheWaiterThrough) {
   ScratchDir dir;
   PoolOptions o = host_disk(dir.path());
-  o.disk.enabled = false;
   o.pressure_wait = 5s;
   Pool pool(o);
   Buffer a = filled(pool, 1 << 20, Tier::Host, 1);
@@ -142,9 +142,17 @@ TEST(PoolLimits, UnpinDuringPressureWaitLetsTheWaiterThrough) {
     std::this_thread::sleep_for(100ms);
     pa.release();
   });
-  Buffer b = pool.allocate(1 << 20, Tier::Host, "after");  // waits, then evicts... nothing: no disk
+  const auto t0 = Clock::now();
+  // Host is the last memory tier, but disk follows: allocate does not wait
+  // on host and places the buffer on disk...
+  Buffer b = pool.allocate(1 << 20, Tier::Host, "after");
+  EXPECT_EQ(b.tier(), Tier::Disk);
+  // ...while a pin must have host: it waits for the unpin, then evicts `a`.
+  Pin pb = b.pin(Tier::Host);
   releaser.join();
-  EXPECT_EQ(b.tier(), Tier::Host);
+  EXPECT_GE(Clock::now() - t0, 90ms);
+  EXPECT_EQ(a.tier(), Tier::Disk);
+  EXPECT_GE(pool.stats().stall_seconds, 0.05);
 }
 
 TEST(PoolLimits, CrossTierPinWaitsForOtherPinThenThrows) {

@@ -32,12 +32,14 @@
 // All filesystem access goes through the IoEnv given in DiskOptions.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "spillway/io_env.hpp"
 #include "spillway/options.hpp"
@@ -99,15 +101,25 @@ class SpillStore {
   SpillStoreStats stats() const;
 
  private:
-  // ... implementation state: env, fd, quota, ExtentAllocator under a mutex,
-  // the Adaptive compression estimator.
+  void write_all(const void* data, std::size_t n, std::uint64_t offset);
+  void read_all(void* data, std::size_t n, std::uint64_t offset);
+  // The Compression setting applied to one record (Adaptive: measured).
+  bool should_compress(const void* data, std::size_t bytes);
+  void note_write_bandwidth(std::uint64_t bytes, double seconds);
+
   std::shared_ptr<IoEnv> env_;
   std::string directory_;
+  std::string file_name_;  // for error messages
   int fd_ = -1;
   std::uint64_t quota_ = 0;
   Compression compression_;
-  mutable std::mutex mu_;
+  // Estimated raw write bandwidth in bytes/s (EWMA of measured writes),
+  // starting from a guess a page-cache write easily beats.
+  std::atomic<double> write_bandwidth_{1.0e9};
+  mutable std::mutex mu_;  // guards the members below
   ExtentAllocator extents_;
+  std::uint64_t stored_bytes_ = 0;
+  std::unordered_map<std::uint64_t, std::uint64_t> stored_by_offset_;
 };
 
 }  // namespace spillway::detail

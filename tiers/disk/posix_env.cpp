@@ -1,0 +1,96 @@
+// tiers/disk/posix_env.cpp — IoEnv::posix(): the disk tier's seam onto the
+// operating system. Files are created without a name (O_TMPFILE) where the
+// filesystem supports it, else created exclusively and unlinked at once.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "spillway/io_env.hpp"
+
+namespace spillway {
+
+namespace {
+
+class PosixEnv final : public IoEnv {
+ public:
+  std::string make_private_dir(const std::string& parent) override {
+    std::string tmpl = parent;
+    while (tmpl.size() > 1 && tmpl.back() == '/') tmpl.pop_back();
+    tmpl += "/spillway-XXXXXX";
+    // mkdtemp creates a new directory (mode 0700) and fails rather than
+    // reuse or follow anything already there.
+    if (::mkdtemp(tmpl.data()) == nullptr) return {};
+    return tmpl;
+  }
+
+  int remove_dir(const std::string& path) override { return ::rmdir(path.c_str()); }
+
+  int open_unlinked_file(const std::string& dir) override {
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) return -1;
+    int fd = ::openat(dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT)) {
+      // No O_TMPFILE here: create a fresh name exclusively, then unlink it.
+      std::random_device rd;
+      for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+        const std::string name = "spill-" + std::to_string(rd()) + std::to_string(rd());
+        fd = ::openat(dfd, name.c_str(), O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+          if (::unlinkat(dfd, name.c_str(), 0) != 0) {
+            const int err = errno;
+            ::close(fd);
+            ::close(dfd);
+            errno = err;
+            return -1;
+          }
+        } else if (errno != EEXIST) {
+          break;
+        }
+      }
+    }
+    const int err = errno;
+    ::close(dfd);
+    errno = err;
+    return fd;
+  }
+
+  int close(int fd) override { return ::close(fd); }
+
+  ssize_t pwrite(int fd, const void* data, std::size_t n, off_t offset) override {
+    ssize_t r;
+    do {
+      r = ::pwrite(fd, data, n, offset);
+    } while (r < 0 && errno == EINTR);
+    return r;
+  }
+
+  ssize_t pread(int fd, void* data, std::size_t n, off_t offset) override {
+    ssize_t r;
+    do {
+      r = ::pread(fd, data, n, offset);
+    } while (r < 0 && errno == EINTR);
+    return r;
+  }
+
+  int ftruncate(int fd, off_t length) override {
+    int r;
+    do {
+      r = ::ftruncate(fd, length);
+    } while (r < 0 && errno == EINTR);
+    return r;
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<IoEnv> IoEnv::posix() {
+  static const std::shared_ptr<IoEnv> env = std::make_shared<PosixEnv>();
+  return env;
+}
+
+}  // namespace spillway

@@ -1,0 +1,328 @@
+// tiers/disk/spill_store.cpp — records in the unlinked spill file: encoding
+// (raw or LZ4 chunks), checksums, positional IO through the IoEnv seam, and
+// the Adaptive choice of codec. See spill_store.hpp for the record layout.
+#include "spill_store.hpp"
+
+#include <lz4.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "spillway/errors.hpp"
+
+namespace spillway::detail {
+
+namespace {
+
+constexpr char kMagic[8] = {'S', 'P', 'I', 'L', 'L', 'W', 'Y', '1'};
+constexpr std::uint16_t kVersion = 1;
+constexpr std::uint32_t kChunkBytes = 1u << 20;
+constexpr std::uint32_t kRawChunkFlag = 0x80000000u;
+constexpr std::size_t kSampleBytes = 64 * 1024;
+// Below this a record is always stored raw: compression cannot pay off.
+constexpr std::size_t kMinCompressBytes = 4096;
+
+using Clock = std::chrono::steady_clock;
+
+template <class T>
+void put(unsigned char* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+template <class T>
+T get(const unsigned char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+struct Header {
+  RecordCodec codec;
+  std::uint32_t chunk_bytes;
+  std::uint64_t buffer_id;
+  std::uint64_t raw_size;
+  std::uint64_t stored_size;
+  std::uint64_t payload_sum;
+};
+
+void encode_header(unsigned char* h, const Header& v) {
+  std::memset(h, 0, kRecordHeaderBytes);
+  std::memcpy(h, kMagic, 8);
+  put<std::uint16_t>(h + 8, kVersion);
+  h[10] = static_cast<unsigned char>(v.codec);
+  put<std::uint32_t>(h + 12, v.chunk_bytes);
+  put<std::uint64_t>(h + 16, v.buffer_id);
+  put<std::uint64_t>(h + 24, v.raw_size);
+  put<std::uint64_t>(h + 32, v.stored_size);
+  put<std::uint64_t>(h + 40, v.payload_sum);
+  put<std::uint64_t>(h + 56, XXH3_64bits(h, 56));
+}
+
+// Per-thread scratch space, reused across records.
+std::vector<unsigned char>& scratch(std::size_t bytes) {
+  thread_local std::vector<unsigned char> buf;
+  if (buf.size() < bytes) buf.resize(bytes);
+  return buf;
+}
+
+std::string default_parent() {
+  for (const char* var : {"SPILLWAY_SPILL_DIR", "TMPDIR"}) {
+    const char* v = std::getenv(var);
+    if (v != nullptr && *v != '\0') return v;
+  }
+  return "/var/tmp";
+}
+
+}  // namespace
+
+SpillStore::SpillStore(const DiskOptions& options)
+    : env_(options.env ? options.env : IoEnv::posix()),
+      quota_(options.capacity_bytes),
+      compression_(options.compression),
+      extents_(options.capacity_bytes) {
+  const std::string parent = options.directory.empty() ? default_parent() : options.directory;
+  directory_ = env_->make_private_dir(parent);
+  if (directory_.empty()) {
+    throw IoError(errno, parent, 0, "creating a private spill directory in");
+  }
+  fd_ = env_->open_unlinked_file(directory_);
+  if (fd_ < 0) {
+    const int err = errno;
+    env_->remove_dir(directory_);
+    throw IoError(err, directory_, 0, "opening an unlinked spill file in");
+  }
+  file_name_ = directory_ + "/(unlinked spill file)";
+}
+
+SpillStore::~SpillStore() {
+  if (fd_ >= 0) env_->close(fd_);
+  env_->remove_dir(directory_);
+}
+
+std::uint64_t SpillStore::reservation_bytes(std::uint64_t raw_bytes) {
+  return ExtentAllocator::round_up(kRecordHeaderBytes + raw_bytes);
+}
+
+std::optional<SpillExtent> SpillStore::reserve(std::uint64_t raw_bytes) {
+  const std::uint64_t bytes = reservation_bytes(raw_bytes);
+  std::lock_guard lk(mu_);
+  auto off = extents_.allocate(bytes);
+  if (!off) return std::nullopt;
+  return SpillExtent{*off, bytes};
+}
+
+void SpillStore::write_all(const void* data, std::size_t n, std::uint64_t offset) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  while (n > 0) {
+    const ssize_t w = env_->pwrite(fd_, p, n, static_cast<off_t>(offset));
+    if (w < 0) throw IoError(errno, file_name_, offset, "write");
+    if (w == 0) throw IoError(EIO, file_name_, offset, "write (no progress)");
+    p += w;
+    n -= static_cast<std::size_t>(w);
+    offset += static_cast<std::uint64_t>(w);
+  }
+}
+
+void SpillStore::read_all(void* data, std::size_t n, std::uint64_t offset) {
+  auto* p = static_cast<unsigned char*>(data);
+  while (n > 0) {
+    const ssize_t r = env_->pread(fd_, p, n, static_cast<off_t>(offset));
+    if (r < 0) throw IoError(errno, file_name_, offset, "read");
+    if (r == 0) throw IoError(EIO, file_name_, offset, "read (unexpected end of file)");
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    offset += static_cast<std::uint64_t>(r);
+  }
+}
+
+bool SpillStore::should_compress(const void* data, std::size_t bytes) {
+  if (compression_ == Compression::None || bytes < kMinCompressBytes) return false;
+  if (compression_ == Compression::Lz4) return true;
+  // Adaptive: compress a sample to estimate the ratio and LZ4's speed, and
+  // compress only when writing fewer bytes saves more time than LZ4 costs.
+  const std::size_t sample = std::min(bytes, kSampleBytes);
+  auto& buf = scratch(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(sample))));
+  const auto t0 = Clock::now();
+  const int out = LZ4_compress_default(static_cast<const char*>(data),
+                                       reinterpret_cast<char*>(buf.data()),
+                                       static_cast<int>(sample), static_cast<int>(buf.size()));
+  const double secs = std::max(1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
+  if (out <= 0) return false;
+  const double ratio = static_cast<double>(out) / static_cast<double>(sample);
+  const double lz4_speed = static_cast<double>(sample) / secs;       // bytes/s
+  const double disk_speed = write_bandwidth_.load(std::memory_order_relaxed);  // bytes/s
+  // Per raw byte: raw costs 1/disk; compressed costs 1/lz4 + ratio/disk.
+  return 1.0 / lz4_speed + ratio / disk_speed < 0.9 / disk_speed;
+}
+
+void SpillStore::note_write_bandwidth(std::uint64_t bytes, double seconds) {
+  if (bytes < kSampleBytes || seconds <= 0) return;
+  const double bw = static_cast<double>(bytes) / seconds;
+  double old = write_bandwidth_.load(std::memory_order_relaxed);
+  write_bandwidth_.store(old * 0.8 + bw * 0.2, std::memory_order_relaxed);
+}
+
+RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const void* data,
+                             std::size_t bytes) {
+  const auto t0 = Clock::now();
+  RecordInfo info;
+  Header h{RecordCodec::Raw, kChunkBytes, buffer_id, bytes, bytes, 0};
+  std::uint64_t payload = bytes;
+  bool compressed = false;
+  if (should_compress(data, bytes)) {
+    // [header][u32 len | chunk]...; the header goes in last.
+    const std::size_t chunks = (bytes + kChunkBytes - 1) / kChunkBytes;
+    const std::size_t bound = kRecordHeaderBytes + chunks * (4 + static_cast<std::size_t>(
+                                                                     LZ4_compressBound(kChunkBytes)));
+    auto& buf = scratch(bound);
+    unsigned char* out = buf.data() + kRecordHeaderBytes;
+    std::size_t pos = 0;
+    const auto* src = static_cast<const char*>(data);
+    for (std::size_t done = 0; done < bytes; done += kChunkBytes) {
+      const int in = static_cast<int>(std::min<std::size_t>(kChunkBytes, bytes - done));
+      const int cap = LZ4_compressBound(in);
+      const int n = LZ4_compress_default(src + done, reinterpret_cast<char*>(out + pos + 4), in, cap);
+      if (n > 0 && n < in) {
+        put<std::uint32_t>(out + pos, static_cast<std::uint32_t>(n));
+        pos += 4 + static_cast<std::size_t>(n);
+      } else {
+        put<std::uint32_t>(out + pos, static_cast<std::uint32_t>(in) | kRawChunkFlag);
+        std::memcpy(out + pos + 4, src + done, static_cast<std::size_t>(in));
+        pos += 4 + static_cast<std::size_t>(in);
+      }
+    }
+    if (pos < bytes) {
+      compressed = true;
+      payload = pos;
+      h.codec = RecordCodec::Lz4;
+      h.stored_size = pos;
+      h.payload_sum = XXH3_64bits(out, pos);
+      encode_header(buf.data(), h);
+      const auto w0 = Clock::now();
+      write_all(buf.data(), kRecordHeaderBytes + pos, extent.offset);
+      note_write_bandwidth(kRecordHeaderBytes + pos,
+                           std::chrono::duration<double>(Clock::now() - w0).count());
+    }
+  }
+  if (!compressed) {
+    h.payload_sum = XXH3_64bits(data, bytes);
+    unsigned char header[kRecordHeaderBytes];
+    encode_header(header, h);
+    const auto w0 = Clock::now();
+    write_all(header, kRecordHeaderBytes, extent.offset);
+    write_all(data, bytes, extent.offset + kRecordHeaderBytes);
+    note_write_bandwidth(bytes, std::chrono::duration<double>(Clock::now() - w0).count());
+  }
+  info.codec = h.codec;
+  info.stored_bytes = kRecordHeaderBytes + payload;
+  {
+    std::lock_guard lk(mu_);
+    extent.bytes = extents_.shrink(extent.offset, extent.bytes, kRecordHeaderBytes + payload);
+    stored_bytes_ += info.stored_bytes;
+    stored_by_offset_[extent.offset] = info.stored_bytes;
+  }
+  info.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return info;
+}
+
+std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_id, void* dst,
+                               std::size_t bytes) {
+  unsigned char hb[kRecordHeaderBytes];
+  read_all(hb, kRecordHeaderBytes, extent.offset);
+  const std::uint64_t off = extent.offset;
+  if (std::memcmp(hb, kMagic, 8) != 0) {
+    throw CorruptionError(buffer_id, off, "bad record magic", get<std::uint64_t>(reinterpret_cast<const unsigned char*>(kMagic)),
+                          get<std::uint64_t>(hb));
+  }
+  const std::uint64_t header_sum = XXH3_64bits(hb, 56);
+  if (header_sum != get<std::uint64_t>(hb + 56)) {
+    throw CorruptionError(buffer_id, off, "header checksum mismatch", get<std::uint64_t>(hb + 56),
+                          header_sum);
+  }
+  if (get<std::uint16_t>(hb + 8) != kVersion) {
+    throw CorruptionError(buffer_id, off, "unknown record version", kVersion, get<std::uint16_t>(hb + 8));
+  }
+  const auto codec = static_cast<RecordCodec>(hb[10]);
+  const std::uint32_t chunk_bytes = get<std::uint32_t>(hb + 12);
+  const std::uint64_t id = get<std::uint64_t>(hb + 16);
+  const std::uint64_t raw = get<std::uint64_t>(hb + 24);
+  const std::uint64_t stored = get<std::uint64_t>(hb + 32);
+  const std::uint64_t payload_sum = get<std::uint64_t>(hb + 40);
+  if (id != buffer_id) throw CorruptionError(buffer_id, off, "record belongs to another buffer", buffer_id, id);
+  if (raw != bytes) throw CorruptionError(buffer_id, off, "raw size differs", bytes, raw);
+  if (kRecordHeaderBytes + stored > extent.bytes) {
+    throw CorruptionError(buffer_id, off, "stored size exceeds the extent", extent.bytes - kRecordHeaderBytes, stored);
+  }
+  if (codec == RecordCodec::Raw) {
+    if (stored != raw) throw CorruptionError(buffer_id, off, "raw record size differs", raw, stored);
+    read_all(dst, bytes, off + kRecordHeaderBytes);
+    const std::uint64_t sum = XXH3_64bits(dst, bytes);
+    if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
+    return kRecordHeaderBytes + stored;
+  }
+  if (codec != RecordCodec::Lz4 || chunk_bytes == 0) {
+    throw CorruptionError(buffer_id, off, "unknown codec", 1, static_cast<std::uint64_t>(codec));
+  }
+  auto& buf = scratch(stored);
+  read_all(buf.data(), stored, off + kRecordHeaderBytes);
+  const std::uint64_t sum = XXH3_64bits(buf.data(), stored);
+  if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
+  auto* out = static_cast<char*>(dst);
+  std::size_t pos = 0, done = 0;
+  while (done < bytes) {
+    const std::size_t want = std::min<std::size_t>(chunk_bytes, bytes - done);
+    if (pos + 4 > stored) throw CorruptionError(buffer_id, off, "truncated chunk list", stored, pos);
+    const std::uint32_t word = get<std::uint32_t>(buf.data() + pos);
+    const std::size_t len = word & ~kRawChunkFlag;
+    pos += 4;
+    if (pos + len > stored) throw CorruptionError(buffer_id, off, "chunk overruns the record", stored, pos + len);
+    if ((word & kRawChunkFlag) != 0) {
+      if (len != want) throw CorruptionError(buffer_id, off, "raw chunk size differs", want, len);
+      std::memcpy(out + done, buf.data() + pos, len);
+    } else {
+      const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(buf.data() + pos), out + done,
+                                        static_cast<int>(len), static_cast<int>(want));
+      if (n != static_cast<int>(want)) {
+        throw CorruptionError(buffer_id, off, "LZ4 chunk does not decode", want, static_cast<std::uint64_t>(n < 0 ? 0 : n));
+      }
+    }
+    pos += len;
+    done += want;
+  }
+  return kRecordHeaderBytes + stored;
+}
+
+void SpillStore::release(const SpillExtent& extent) {
+  std::lock_guard lk(mu_);
+  const std::uint64_t old_end = extents_.file_end();
+  extents_.free(extent.offset, extent.bytes);
+  if (auto it = stored_by_offset_.find(extent.offset); it != stored_by_offset_.end()) {
+    stored_bytes_ -= it->second;
+    stored_by_offset_.erase(it);
+  }
+  const std::uint64_t new_end = extents_.file_end();
+  // Give the free tail back to the filesystem. Under the lock, so that no
+  // extent allocated past new_end can be written before the truncation. A
+  // failed truncation only leaves the file longer than needed.
+  if (new_end < old_end) (void)env_->ftruncate(fd_, static_cast<off_t>(new_end));
+}
+
+SpillStoreStats SpillStore::stats() const {
+  std::lock_guard lk(mu_);
+  const ExtentAllocatorStats e = extents_.stats();
+  SpillStoreStats s;
+  s.capacity_bytes = quota_;
+  s.used_bytes = e.used_bytes;
+  s.stored_bytes = stored_bytes_;
+  s.file_bytes = e.file_bytes;
+  s.largest_free_bytes = e.largest_free_bytes;
+  s.fragmentation = e.fragmentation;
+  s.records = stored_by_offset_.size();
+  return s;
+}
+
+}  // namespace spillway::detail

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — installs what spillway needs from Debian packages.
+#
+# As root (or with passwordless sudo) it installs the missing packages; as
+# anyone else it prints the exact apt-get command and exits non-zero. Quick
+# and silent when everything is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates python3
+  libboost-dev            # Boost.Interprocess (live stats in shared memory)
+  liblz4-dev libxxhash-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  libopenblas-dev         # the host BLAS
+  libcli11-dev nlohmann-json3-dev
+  gnuplot-nox             # plots
+  libjemalloc-dev libmimalloc-dev   # allocator baselines in bench/
+  prometheus              # promtool, to check the metrics output
+  hyperfine
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${#missing[@]} missing Debian packages: ${missing[*]}"
+  if [[ $(id -u) -eq 0 ]]; then
+    sudo=()
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    sudo=(sudo)
+  else
+    echo "setup: not root and no passwordless sudo. Run this, then re-run the command:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# CMake >= 3.25 (Debian 12 ships 3.25.1).
+ver=$(cmake --version | head -n1 | awk '{print $3}')
+if ! printf '3.25.0\n%s\n' "$ver" | sort -V -C; then
+  echo "setup: CMake $ver is too old; spillway needs 3.25 or newer (Debian 12 or later)" >&2
+  exit 1
+fi
+echo "setup: all dependencies present (cmake $ver)"

@@ -290,7 +290,7 @@ void PoolCore::wait_io(Lock& lk, const char* what) {
 }
 
 void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point deadline,
-                          bool wait_for_pins) {
+                          bool wait_for_pins, bool* waited) {
   MemoryArena* a = arena(t);
   const std::uint64_t need = MemoryArena::footprint(bytes);
   if (a == nullptr || need > a->capacity()) return nullptr;
@@ -316,11 +316,13 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
     const std::uint64_t want = free_bytes >= need ? pending + 1 : need - free_bytes;
     if (start_evictions(t, want, EvictionReason::Pressure) && pending == 0) continue;
     if (pending > 0) {
+      if (waited != nullptr) *waited = true;
       wait_io(lk, "a spill that makes room");
       continue;
     }
     // Everything on the tier is pinned (or has nowhere to go).
     if (!wait_for_pins || Clock::now() >= deadline) return nullptr;
+    if (waited != nullptr) *waited = true;
     ++waiters_;
     cv_.wait_until(lk, deadline);
     --waiters_;
@@ -507,6 +509,7 @@ BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_
   const auto start = Clock::now();
   const auto deadline = start + options_.pressure_wait;
   bool placed = false;
+  bool waited = false;
   std::uint64_t largest_capacity = 0;
   for (std::size_t i = 0; i < candidates.size() && !placed; ++i) {
     const Tier t = candidates[i];
@@ -521,13 +524,13 @@ BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_
       r->extent = *e;
       r->primary = Tier::Disk;
       placed = true;
-    } else if (void* b = make_room(lk, t, bytes, deadline, last)) {
+    } else if (void* b = make_room(lk, t, bytes, deadline, last, &waited)) {
       r->block[tier_index(t)] = b;
       r->primary = t;
       placed = true;
     }
   }
-  stall_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+  if (waited) stall_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
   if (!placed) {
     const Tier t = candidates.back();
     throw_oom(lk, preferred, bytes,

@@ -156,8 +156,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void maybe_proactive(Tier t);
   // Reserves a block on memory tier t, evicting and waiting as allowed.
   // Returns nullptr when no room could be made by `deadline`.
+  // Sets *waited when it had to block.
   void* make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point deadline,
-                  bool wait_for_pins);
+                  bool wait_for_pins, bool* waited = nullptr);
   void wait_io(Lock& lk, const char* what);
 
   // Launches a move of r from its primary to `to`, into `dst` (a block) or

@@ -198,21 +198,31 @@ void PoolCore::release_deferred(Lock& lk) {
 
 // ---- eviction ------------------------------------------------------------------
 
+// Makes the clean copy on `below` the primary and drops the faster copies:
+// an eviction that writes nothing.
+void PoolCore::demote_to_clean(BufferRecord* r, Tier below) {
+  const Tier from = r->primary;
+  unlink(r);
+  arena(from)->free(r->block[tier_index(from)]);
+  r->block[tier_index(from)] = nullptr;
+  for (int t = tier_index(from) + 1; t < tier_index(below); ++t) {
+    if (r->has_copy(static_cast<Tier>(t))) drop_clean(r, static_cast<Tier>(t));
+  }
+  clean_bytes_[tier_index(below)] -= below == Tier::Disk ? r->extent.bytes : r->footprint;
+  --buffers_[tier_index(from)];
+  ++buffers_[tier_index(below)];
+  r->primary = below;
+  link(r);
+}
+
 bool PoolCore::evict_one(BufferRecord* v, EvictionReason reason) {
   const Tier from = v->primary;
   // A clean copy below makes the eviction free: drop the primary.
   for (Tier below : {Tier::Host, Tier::Disk}) {
     if (tier_index(below) <= tier_index(from) || !v->has_clean(below)) continue;
-    unlink(v);
-    arena(from)->free(v->block[tier_index(from)]);
-    v->block[tier_index(from)] = nullptr;
-    --buffers_[tier_index(from)];
-    ++buffers_[tier_index(below)];
-    v->primary = below;
-    clean_bytes_[tier_index(below)] -= below == Tier::Disk ? v->extent.bytes : v->footprint;
+    demote_to_clean(v, below);
     ++evictions_[static_cast<int>(reason)];
     ++clean_evictions_;
-    link(v);
     emit(TraceKind::Evict, v, from, below, reason, true, 0);
     return true;
   }
@@ -659,14 +669,7 @@ void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
     const Tier from = r->primary;
     if (tier_index(where) > tier_index(from) && r->has_clean(where)) {
       // Down to a tier that already holds a clean copy: drop the primary.
-      unlink(r);
-      arena(from)->free(r->block[tier_index(from)]);
-      r->block[tier_index(from)] = nullptr;
-      clean_bytes_[tier_index(where)] -= r->footprint;
-      --buffers_[tier_index(from)];
-      ++buffers_[tier_index(where)];
-      r->primary = where;
-      link(r);
+      demote_to_clean(r, where);
       continue;
     }
     void* dst = make_room(lk, where, r->size, deadline, true);
@@ -772,16 +775,9 @@ void PoolCore::evict(BufferRecord* r, Tier where) {
     }
     const Tier from = r->primary;
     if (r->has_clean(where)) {
-      unlink(r);
-      arena(from)->free(r->block[tier_index(from)]);
-      r->block[tier_index(from)] = nullptr;
-      clean_bytes_[tier_index(where)] -= where == Tier::Disk ? r->extent.bytes : r->footprint;
-      --buffers_[tier_index(from)];
-      ++buffers_[tier_index(where)];
-      r->primary = where;
+      demote_to_clean(r, where);
       ++evictions_[static_cast<int>(EvictionReason::Explicit)];
       ++clean_evictions_;
-      link(r);
       return;
     }
     void* dst = nullptr;

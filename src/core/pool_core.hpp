@@ -153,6 +153,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // `want`; clean evictions happen at once. Returns whether anything changed.
   bool start_evictions(Tier t, std::uint64_t want, EvictionReason reason);
   bool evict_one(BufferRecord* v, EvictionReason reason);
+  void demote_to_clean(BufferRecord* r, Tier below);
   void maybe_proactive(Tier t);
   // Reserves a block on memory tier t, evicting and waiting as allowed.
   // Returns nullptr when no room could be made by `deadline`.

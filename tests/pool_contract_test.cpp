@@ -143,6 +143,23 @@ TEST_P(PoolContract, ReadPinnedBufferReEvictsWithoutWriting) {
   expect_bytes(b, Tier::Host, 21);
 }
 
+// Clean copies only ever sit below the primary: evicting to disk past a
+// clean host copy drops it too.
+TEST_P(PoolContract, CleanCopiesStayBelowThePrimary) {
+  Buffer b = make(100000, Tier::Host, 24);
+  b.evict(Tier::Disk);
+  expect_bytes(b, Tier::Host, 24);
+  expect_bytes(b, Tier::Device, 24);
+  EXPECT_EQ(b.clean_copies(), (1u << tier_index(Tier::Host)) | (1u << tier_index(Tier::Disk)));
+  b.evict(Tier::Disk);
+  EXPECT_EQ(b.tier(), Tier::Disk);
+  EXPECT_EQ(b.clean_copies(), 0u);
+  const PoolStats s = pool_->stats();
+  EXPECT_EQ(s.tier(Tier::Host).used_bytes + s.tier(Tier::Device).used_bytes, 0u);
+  EXPECT_EQ(s.tier(Tier::Host).clean_bytes + s.tier(Tier::Disk).clean_bytes, 0u);
+  expect_bytes(b, Tier::Device, 24);
+}
+
 // A ReadWrite pin invalidates clean copies: the next eviction writes again.
 TEST_P(PoolContract, ReadWritePinInvalidatesCleanCopies) {
   Buffer b = make(200000, Tier::Host, 22);

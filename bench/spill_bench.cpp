@@ -1,0 +1,449 @@
+// bench/spill_bench.cpp — host -> disk spill and disk -> host fetch
+// throughput, beside raw pwrite/pread of the same sizes in the same run.
+//
+//   spill/<codec>/<data>/<size>   Buffer::evict(Tier::Disk) of a host buffer
+//                                 whose disk copy was invalidated (timed);
+//                                 between iterations, untimed: pin(Host,
+//                                 ReadWrite) brings it back and drops the
+//                                 disk copy, so every timed evict writes.
+//                                 A small second record sits after it in the
+//                                 spill file, so the released extent is a hole
+//                                 that the next spill reuses (the steady state
+//                                 of a pool with many records on disk).
+//   spill_tail/none/random/<size> the same with the record alone in the file:
+//                                 releasing it truncates the file, so every
+//                                 spill writes into fresh page-cache pages.
+//   fetch/<codec>/<data>/<size>   pin(Host, Read) of a buffer on disk (timed);
+//                                 between iterations, untimed: evict(Disk),
+//                                 which is free because a Read pin keeps the
+//                                 clean disk copy.
+//   raw_pwrite/<size>             pwrite of the same bytes at offset 0 of a
+//                                 file in the same directory (overwrites
+//                                 pages already in the page cache).
+//   raw_pwrite_truncated/<size>   information: the same after ftruncate(0)
+//                                 (untimed), which is the pattern the spill
+//                                 store sees (a released extent at the end of
+//                                 the file is truncated away).
+//   raw_pwrite_fdatasync/<size>   information: pwrite + fdatasync, i.e. the
+//                                 bytes reach the device.
+//   raw_pread/<size>              pread of the whole file, from the page cache.
+//   component/...                 information, to account for the gap: the
+//                                 library's XXH3 (every record is checksummed
+//                                 on write and verified on read), its LZ4 on
+//                                 the compressible data, and the fixed cost of
+//                                 one spill and one fetch (4 KiB buffer).
+//
+// Everything goes through the page cache (buffered IO), spillway and the
+// baselines alike, so spill/fetch vs raw_pwrite/raw_pread is like-for-like.
+//
+// <codec>: none | lz4 | adaptive (DiskOptions::compression)
+// <data>:  random        incompressible (splitmix64 output)
+//          compressible  LZ4 stores it in about half the bytes: every 64-byte
+//                        segment is 24 random bytes followed by a 40-byte copy
+//                        of earlier bytes (within 16 KiB)
+// <size>:  1MiB | 16MiB | 64MiB
+//
+// Counters: stored_per_raw = bytes written to (spill) or read from (fetch)
+// the spill file per logical byte, from PoolStats (about 0.5 when LZ4 was
+// used on compressible data, slightly above 1 when stored raw: the 64-byte
+// record header).
+//
+// Directory: the pool's default spill parent ($SPILLWAY_SPILL_DIR, else
+// $TMPDIR, else /var/tmp); the raw file is created (and unlinked at once) in
+// the same parent, so both hit the same filesystem.
+#include <benchmark/benchmark.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "spillway/spillway.hpp"
+
+namespace {
+
+using spillway::Access;
+using spillway::Compression;
+using spillway::Tier;
+
+enum class Data { Random, Compressible };
+
+const char* data_name(Data d) { return d == Data::Random ? "random" : "compressible"; }
+const char* codec_name(Compression c) {
+  switch (c) {
+    case Compression::None: return "none";
+    case Compression::Lz4: return "lz4";
+    case Compression::Adaptive: return "adaptive";
+  }
+  return "?";
+}
+std::string size_name(std::size_t bytes) { return std::to_string(bytes >> 20) + "MiB"; }
+
+std::uint64_t splitmix64(std::uint64_t& s) {
+  std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// The test bytes, generated once per (kind, size).
+const std::vector<unsigned char>& data(Data kind, std::size_t bytes) {
+  static std::map<std::pair<int, std::size_t>, std::vector<unsigned char>> cache;
+  auto& v = cache[{static_cast<int>(kind), bytes}];
+  if (v.size() == bytes) return v;
+  v.assign(bytes, 0);
+  std::uint64_t seed = 0x5eed0000u + bytes + static_cast<unsigned>(kind);
+  if (kind == Data::Random) {
+    for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
+      const std::uint64_t x = splitmix64(seed);
+      std::memcpy(v.data() + i, &x, 8);
+    }
+    return v;
+  }
+  // Every 64-byte segment: 24 fresh random bytes, then a 40-byte copy of
+  // earlier bytes (at most 16 KiB back). LZ4 stores the literals and a short
+  // match token: about half the bytes.
+  constexpr std::size_t kSeg = 64, kLit = 24, kMatch = kSeg - kLit, kWindow = 16 << 10;
+  for (std::size_t pos = 0; pos + kSeg <= bytes; pos += kSeg) {
+    const std::size_t lit = pos == 0 ? kSeg : kLit;  // nothing to copy from yet
+    for (std::size_t i = 0; i < lit; i += 8) {
+      const std::uint64_t x = splitmix64(seed);
+      std::memcpy(v.data() + pos + i, &x, 8);
+    }
+    if (pos == 0) continue;
+    const std::size_t here = pos + kLit;
+    const std::size_t back = std::min(here, kWindow);  // >= kMatch
+    const std::size_t from = here - kMatch - (splitmix64(seed) % (back - kMatch + 1));
+    std::memcpy(v.data() + here, v.data() + from, kMatch);  // from + kMatch <= here
+  }
+  return v;
+}
+
+spillway::PoolOptions spill_options(Compression c) {
+  spillway::PoolOptions o;
+  o.device.backend = spillway::DeviceBackend::None;
+  o.host.capacity_bytes = std::size_t{512} << 20;
+  o.disk.enabled = true;
+  o.disk.compression = c;  // directory: the default ($SPILLWAY_SPILL_DIR, $TMPDIR, /var/tmp)
+  o.high_watermark = 1.0;  // no proactive spilling: only the moves we ask for
+  o.low_watermark = 0.75;
+  return o;
+}
+
+spillway::Buffer filled_buffer(spillway::Pool& pool, Data kind, std::size_t bytes) {
+  spillway::Buffer b = pool.allocate(bytes, Tier::Host, "spill_bench");
+  spillway::Pin p = b.pin(Tier::Host, Access::ReadWrite);
+  std::memcpy(p.data(), data(kind, bytes).data(), bytes);
+  return b;
+}
+
+void BM_Spill(benchmark::State& state, Compression codec, Data kind, std::size_t bytes,
+              bool at_tail) {
+  spillway::Pool pool(spill_options(codec));
+  spillway::Buffer b = filled_buffer(pool, kind, bytes);
+  spillway::Buffer anchor;
+  if (!at_tail) {
+    // Put a small record after b's extent, so that releasing b's extent
+    // leaves a hole inside the file (reused by the next spill) instead of
+    // truncating the file: the steady state of a pool with many records.
+    anchor = filled_buffer(pool, Data::Random, 4096);
+    b.evict(Tier::Disk);
+    anchor.evict(Tier::Disk);
+    { spillway::Pin p = b.pin(Tier::Host, Access::ReadWrite); }
+  }
+  const spillway::PoolStats before = pool.stats();
+  for (auto _ : state) {
+    b.evict(Tier::Disk);
+    state.PauseTiming();
+    { spillway::Pin p = b.pin(Tier::Host, Access::ReadWrite); }  // drops the disk copy
+    state.ResumeTiming();
+  }
+  const spillway::PoolStats after = pool.stats();
+  const auto& m0 = before.move(Tier::Host, Tier::Disk);
+  const auto& m1 = after.move(Tier::Host, Tier::Disk);
+  const std::uint64_t spills = m1.moves - m0.moves;
+  if (spills != static_cast<std::uint64_t>(state.iterations()) || after.clean_evictions != before.clean_evictions) {
+    state.SkipWithError("an evict did not write: the disk copy was not invalidated");
+    return;
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+  state.counters["stored_per_raw"] =
+      spills ? static_cast<double>(m1.stored_bytes - m0.stored_bytes) /
+                   static_cast<double>(m1.bytes - m0.bytes)
+             : 0.0;
+}
+
+void BM_Fetch(benchmark::State& state, Compression codec, Data kind, std::size_t bytes) {
+  spillway::Pool pool(spill_options(codec));
+  spillway::Buffer b = filled_buffer(pool, kind, bytes);
+  b.evict(Tier::Disk);  // the one write; later evicts find the clean disk copy
+  const spillway::PoolStats before = pool.stats();
+  for (auto _ : state) {
+    state.PauseTiming();
+    b.evict(Tier::Disk);  // drops the host copy; nothing is written
+    state.ResumeTiming();
+    spillway::Pin p = b.pin(Tier::Host, Access::Read);
+    benchmark::DoNotOptimize(p.data());
+  }
+  const spillway::PoolStats after = pool.stats();
+  const auto& m0 = before.move(Tier::Disk, Tier::Host);
+  const auto& m1 = after.move(Tier::Disk, Tier::Host);
+  const std::uint64_t fetches = m1.moves - m0.moves;
+  if (fetches != static_cast<std::uint64_t>(state.iterations()) ||
+      after.move(Tier::Host, Tier::Disk).moves != before.move(Tier::Host, Tier::Disk).moves) {
+    state.SkipWithError("a pin did not fetch from disk, or an evict wrote");
+    return;
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+  state.counters["stored_per_raw"] =
+      fetches ? static_cast<double>(m1.stored_bytes - m0.stored_bytes) /
+                    static_cast<double>(m1.bytes - m0.bytes)
+              : 0.0;
+}
+
+// ---- raw baselines -----------------------------------------------------------------
+
+// The parent directory the pool puts its private spill directory in.
+const std::string& spill_parent() {
+  static const std::string parent = [] {
+    spillway::Pool probe(spill_options(Compression::None));
+    std::string dir = probe.spill_directory();
+    const auto slash = dir.find_last_of('/');
+    return slash == std::string::npos ? std::string(".") : dir.substr(0, slash == 0 ? 1 : slash);
+  }();
+  return parent;
+}
+
+struct RawFile {
+  int fd = -1;
+  explicit RawFile(benchmark::State& state) {
+    std::string tmpl = spill_parent() + "/spillway-bench-XXXXXX";
+    fd = ::mkstemp(tmpl.data());
+    if (fd < 0) {
+      state.SkipWithError(("mkstemp in " + spill_parent() + ": " + std::strerror(errno)).c_str());
+      return;
+    }
+    ::unlink(tmpl.c_str());
+  }
+  ~RawFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  RawFile(const RawFile&) = delete;
+  RawFile& operator=(const RawFile&) = delete;
+};
+
+bool write_all(int fd, const unsigned char* p, std::size_t n) {
+  off_t off = 0;
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, p, n, off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+    off += w;
+  }
+  return true;
+}
+
+bool read_all(int fd, unsigned char* p, std::size_t n) {
+  off_t off = 0;
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, p, n, off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    off += r;
+  }
+  return true;
+}
+
+// A page-aligned copy of the test bytes (or zeros). The pool's blocks are
+// page-aligned too; a std::vector's 64 MiB block (malloc + 16) is not, and a
+// misaligned destination slows the kernel's copy down markedly on some CPUs,
+// which would flatter spillway.
+struct AlignedBytes {
+  unsigned char* p = nullptr;
+  explicit AlignedBytes(std::size_t bytes, const unsigned char* src = nullptr)
+      : p(static_cast<unsigned char*>(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096))) {
+    if (p == nullptr) throw std::bad_alloc();
+    if (src != nullptr) std::memcpy(p, src, bytes);
+    else std::memset(p, 1, bytes);  // faulted in, like the pool's host arena after the first fetch
+  }
+  ~AlignedBytes() { std::free(p); }
+  AlignedBytes(const AlignedBytes&) = delete;
+  AlignedBytes& operator=(const AlignedBytes&) = delete;
+};
+
+enum class RawWrite { Overwrite, Truncated, Fdatasync };
+
+void BM_RawPwrite(benchmark::State& state, RawWrite mode, std::size_t bytes) {
+  RawFile f(state);
+  if (f.fd < 0) return;
+  const AlignedBytes src(bytes, data(Data::Random, bytes).data());
+  if (!write_all(f.fd, src.p, bytes)) {  // the file exists and its pages are cached
+    state.SkipWithError("pwrite failed");
+    return;
+  }
+  for (auto _ : state) {
+    if (mode == RawWrite::Truncated) {
+      state.PauseTiming();
+      if (::ftruncate(f.fd, 0) != 0) state.SkipWithError("ftruncate failed");
+      state.ResumeTiming();
+    }
+    if (!write_all(f.fd, src.p, bytes)) {
+      state.SkipWithError("pwrite failed");
+      break;
+    }
+    if (mode == RawWrite::Fdatasync && ::fdatasync(f.fd) != 0) {
+      state.SkipWithError("fdatasync failed");
+      break;
+    }
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+}
+
+void BM_RawPread(benchmark::State& state, std::size_t bytes) {
+  RawFile f(state);
+  if (f.fd < 0) return;
+  const AlignedBytes src(bytes, data(Data::Random, bytes).data());
+  AlignedBytes dst(bytes);
+  if (!write_all(f.fd, src.p, bytes)) {
+    state.SkipWithError("pwrite failed");
+    return;
+  }
+  for (auto _ : state) {
+    if (!read_all(f.fd, dst.p, bytes)) {
+      state.SkipWithError("pread failed");
+      break;
+    }
+    benchmark::DoNotOptimize(dst.p);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+}
+
+// ---- components (information) ------------------------------------------------------
+//
+// The library's own XXH3 and LZ4 (looked up at run time in the libraries
+// libspillway.so already loaded, so the bench needs no link flags of its
+// own and measures exactly the code the spill store runs), and the fixed
+// cost of one move (a 4 KiB spill and fetch: the IO worker hand-off).
+
+template <class Fn>
+Fn lookup(const char* name) {
+  return reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, name));
+}
+
+void BM_Xxh3(benchmark::State& state, std::size_t bytes) {
+  using Fn = std::uint64_t (*)(const void*, std::size_t);
+  const auto xxh3 = lookup<Fn>("XXH3_64bits");
+  if (xxh3 == nullptr) {
+    state.SkipWithError("XXH3_64bits not found in the loaded libraries");
+    return;
+  }
+  const AlignedBytes src(bytes, data(Data::Random, bytes).data());
+  for (auto _ : state) benchmark::DoNotOptimize(xxh3(src.p, bytes));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+}
+
+// LZ4 in 1 MiB chunks, as the spill store does.
+void BM_Lz4(benchmark::State& state, bool compress, std::size_t bytes) {
+  using Codec = int (*)(const char*, char*, int, int);
+  using Bound = int (*)(int);
+  const auto lz4c = lookup<Codec>("LZ4_compress_default");
+  const auto lz4d = lookup<Codec>("LZ4_decompress_safe");
+  const auto bound = lookup<Bound>("LZ4_compressBound");
+  if (lz4c == nullptr || lz4d == nullptr || bound == nullptr) {
+    state.SkipWithError("LZ4 not found in the loaded libraries");
+    return;
+  }
+  constexpr std::size_t kChunk = std::size_t{1} << 20;
+  const AlignedBytes src(bytes, data(Data::Compressible, bytes).data());
+  const std::size_t chunks = (bytes + kChunk - 1) / kChunk;
+  const auto cap = static_cast<std::size_t>(bound(static_cast<int>(kChunk)));
+  AlignedBytes packed(chunks * cap);
+  AlignedBytes out(bytes);
+  std::vector<int> lens(chunks);
+  for (std::size_t c = 0; c < chunks; ++c) {
+    const auto in = static_cast<int>(std::min(kChunk, bytes - c * kChunk));
+    lens[c] = lz4c(reinterpret_cast<const char*>(src.p + c * kChunk),
+                   reinterpret_cast<char*>(packed.p + c * cap), in, static_cast<int>(cap));
+  }
+  for (auto _ : state) {
+    for (std::size_t c = 0; c < chunks; ++c) {
+      const auto in = static_cast<int>(std::min(kChunk, bytes - c * kChunk));
+      if (compress) {
+        benchmark::DoNotOptimize(lz4c(reinterpret_cast<const char*>(src.p + c * kChunk),
+                                      reinterpret_cast<char*>(packed.p + c * cap), in,
+                                      static_cast<int>(cap)));
+      } else {
+        benchmark::DoNotOptimize(lz4d(reinterpret_cast<const char*>(packed.p + c * cap),
+                                      reinterpret_cast<char*>(out.p + c * kChunk), lens[c], in));
+      }
+    }
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+}
+
+void register_all() {
+  const std::size_t sizes[] = {std::size_t{1} << 20, std::size_t{16} << 20, std::size_t{64} << 20};
+  auto tune = [](benchmark::internal::Benchmark* b) {
+    b->UseRealTime()->Unit(benchmark::kMicrosecond)->MinTime(0.2);
+  };
+  for (std::size_t bytes : sizes) {
+    const std::string sz = size_name(bytes);
+    tune(benchmark::RegisterBenchmark(("raw_pwrite/" + sz).c_str(), BM_RawPwrite,
+                                      RawWrite::Overwrite, bytes));
+    for (Data kind : {Data::Random, Data::Compressible}) {
+      for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
+        tune(benchmark::RegisterBenchmark(
+            ("spill/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
+            BM_Spill, c, kind, bytes, false));
+      }
+    }
+    tune(benchmark::RegisterBenchmark(("spill_tail/none/random/" + sz).c_str(), BM_Spill,
+                                      Compression::None, Data::Random, bytes, true));
+    tune(benchmark::RegisterBenchmark(("raw_pread/" + sz).c_str(), BM_RawPread, bytes));
+    for (Data kind : {Data::Random, Data::Compressible}) {
+      for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
+        tune(benchmark::RegisterBenchmark(
+            ("fetch/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
+            BM_Fetch, c, kind, bytes));
+      }
+    }
+    tune(benchmark::RegisterBenchmark(("raw_pwrite_truncated/" + sz).c_str(), BM_RawPwrite,
+                                      RawWrite::Truncated, bytes));
+    tune(benchmark::RegisterBenchmark(("raw_pwrite_fdatasync/" + sz).c_str(), BM_RawPwrite,
+                                      RawWrite::Fdatasync, bytes));
+    tune(benchmark::RegisterBenchmark(("component/xxh3/" + sz).c_str(), BM_Xxh3, bytes));
+  }
+  const std::size_t mid = std::size_t{16} << 20;
+  tune(benchmark::RegisterBenchmark("component/lz4_compress/compressible/16MiB", BM_Lz4, true, mid));
+  tune(benchmark::RegisterBenchmark("component/lz4_decompress/compressible/16MiB", BM_Lz4, false, mid));
+  tune(benchmark::RegisterBenchmark("component/spill/4KiB", BM_Spill, Compression::None,
+                                    Data::Random, std::size_t{4096}, false));
+  tune(benchmark::RegisterBenchmark("component/fetch/4KiB", BM_Fetch, Compression::None,
+                                    Data::Random, std::size_t{4096}));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("spill_parent", spill_parent());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — builds the release preset, runs the Google Benchmark
+# programs (bench/*.cpp), keeps their JSON in build/release/bench-results/,
+# prints a summary and regenerates docs/performance.md from this run.
+#
+#   scripts/bench.sh                          # all three programs, 3 repetitions
+#   SPILLWAY_BENCH_REPETITIONS=1 scripts/bench.sh
+#   SPILLWAY_SPILL_DIR=/mnt/nvme scripts/bench.sh   # where spill files (and the raw baseline file) go
+#   SPILLWAY_BENCH_FILTER='spill/none' scripts/bench.sh   # passed to --benchmark_filter
+#
+# About 3 minutes on 2 cores. The spill benchmarks write up to 64 MiB at a
+# time into the spill directory parent ($SPILLWAY_SPILL_DIR, else $TMPDIR,
+# else /var/tmp); nothing is left behind (the files are unlinked at once).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+echo "== configure (release)"
+cmake --preset release >/dev/null
+echo "== build (release)"
+cmake --build --preset release
+
+out=build/release/bench-results
+mkdir -p "$out"
+rm -f "$out"/*.json "$out"/commands.txt
+reps=${SPILLWAY_BENCH_REPETITIONS:-3}
+filter=${SPILLWAY_BENCH_FILTER:-}
+
+# The exact invocation, for docs/performance.md.
+{
+  for v in SPILLWAY_BENCH_REPETITIONS SPILLWAY_BENCH_FILTER SPILLWAY_SPILL_DIR TMPDIR; do
+    [[ -n ${!v:-} ]] && printf '%s=%q ' "$v" "${!v}"
+  done
+  echo "scripts/bench.sh"
+} >"$out/commands.txt"
+
+for prog in pin_bench alloc_bench spill_bench; do
+  cmd=(build/release/bench/$prog
+       --benchmark_repetitions="$reps"
+       --benchmark_report_aggregates_only=true
+       --benchmark_out="$out/$prog.json"
+       --benchmark_out_format=json)
+  [[ -n $filter ]] && cmd+=(--benchmark_filter="$filter")
+  line=$(printf '%q ' "${cmd[@]}")
+  echo "${line% }" >>"$out/commands.txt"
+  echo "== $prog"
+  echo "\$ ${line% }"
+  "${cmd[@]}"
+done
+
+echo "== summary"
+python3 scripts/bench_table.py "$out" docs/performance.md
+echo "results: $out/*.json"

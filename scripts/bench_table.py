@@ -1,0 +1,489 @@
+#!/usr/bin/env python3
+"""scripts/bench_table.py — turns the Google Benchmark JSON written by
+scripts/bench.sh into docs/performance.md (and a short summary on stdout).
+
+Usage: bench_table.py RESULTS_DIR OUTPUT_MD
+
+RESULTS_DIR holds pin_bench.json, alloc_bench.json, spill_bench.json and
+commands.txt (the exact command lines bench.sh ran, one per line). Every
+number in the output comes from those files; the machine description comes
+from /proc, `df -T` and `uname`. A block between the NOTES markers in an
+existing OUTPUT_MD (hand-written findings) is carried over unchanged.
+Standard library only.
+"""
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+NOTES_BEGIN = "<!-- BEGIN NOTES (kept when bench.sh regenerates this file) -->"
+NOTES_END = "<!-- END NOTES -->"
+
+PIN_TARGET_NS = 100.0
+SPILL_TARGET_RATIO = 0.90  # of raw pwrite/pread, incompressible data
+SIZES = ["1MiB", "16MiB", "64MiB"]
+CODECS = ["none", "lz4", "adaptive"]
+DATA = ["random", "compressible"]
+TARGET_CODEC = "adaptive"  # the default DiskOptions::compression
+
+
+# ---- reading the results -------------------------------------------------------------
+
+def key_of(run_name):
+    """'spill/none/random/1MiB/min_time:0.200/real_time' -> 'spill/none/random/1MiB'
+    (keeps /threads:N)."""
+    parts = [p for p in run_name.split("/")
+             if not p.startswith("min_time:") and p not in ("real_time", "process_time")]
+    return "/".join(parts)
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    if n == 0:
+        return None
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def load(path):
+    """Returns (context, {key: {'median': run, 'cv': run or None, 'n': reps,
+    'error': message or None}})."""
+    with open(path) as f:
+        doc = json.load(f)
+    runs = {}
+    iterations = {}
+    for b in doc.get("benchmarks", []):
+        key = key_of(b.get("run_name", b["name"]))
+        entry = runs.setdefault(key, {"median": None, "cv": None, "n": 1, "error": None})
+        if b.get("error_occurred"):
+            entry["error"] = b.get("error_message", "error")
+            continue
+        if b.get("run_type") == "aggregate":
+            entry["n"] = b.get("repetitions", 1)
+            if b.get("aggregate_name") == "median":
+                entry["median"] = b
+            elif b.get("aggregate_name") == "cv":
+                entry["cv"] = b
+        else:
+            iterations.setdefault(key, []).append(b)
+    # Without aggregates (one repetition, or aggregates not reported): the
+    # iteration runs themselves.
+    for key, its in iterations.items():
+        entry = runs[key]
+        if entry["median"] is None:
+            its = sorted(its, key=lambda b: b["real_time"])
+            entry["median"] = its[len(its) // 2]
+            entry["n"] = len(its)
+    return doc.get("context", {}), runs
+
+
+def ns(run):
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[run.get("time_unit", "ns")]
+    return run["real_time"] * scale
+
+
+def gbps(run):
+    return run["bytes_per_second"] / 1e9  # decimal GB/s (the console output of benchmark uses 2^30)
+
+
+def cv_pct(entry, field):
+    c = entry.get("cv")
+    if not c or field not in c:
+        return None
+    return 100.0 * c[field]
+
+
+# ---- machine ---------------------------------------------------------------------------
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def ram_gib():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / (1024 * 1024)
+    except OSError:
+        pass
+    return None
+
+
+def filesystem(path):
+    try:
+        out = subprocess.run(["df", "-T", path], capture_output=True, text=True, check=True).stdout
+        lines = out.strip().splitlines()
+        fields = lines[-1].split()
+        return f"{fields[1]} ({fields[0]}, mounted on {fields[-1]})"
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return "unknown"
+
+
+def compiler():
+    cache = os.path.join("build", "release", "CMakeCache.txt")
+    cxx = "c++"
+    try:
+        with open(cache) as f:
+            for line in f:
+                if line.startswith("CMAKE_CXX_COMPILER:"):
+                    cxx = line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
+        return out.splitlines()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return cxx
+
+
+# ---- formatting ------------------------------------------------------------------------
+
+def fmt(x, digits=1):
+    if x is None:
+        return "n/a"
+    return f"{x:.{digits}f}"
+
+
+def with_cv(value_text, cv):
+    return value_text if cv is None else f"{value_text} (±{cv:.0f}%)"
+
+
+def pct(ratio):
+    return "n/a" if ratio is None else f"{100 * ratio:.0f}%"
+
+
+def yes_no(ok):
+    return "yes" if ok else "**no**"
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ---- the report --------------------------------------------------------------------------
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    results, output = sys.argv[1], sys.argv[2]
+    ctx_pin, pin = load(os.path.join(results, "pin_bench.json"))
+    _, alloc = load(os.path.join(results, "alloc_bench.json"))
+    ctx_spill, spill = load(os.path.join(results, "spill_bench.json"))
+    with open(os.path.join(results, "commands.txt")) as f:
+        commands = [l.rstrip("\n") for l in f if l.strip()]
+
+    def get(runs, key):
+        e = runs.get(key)
+        if e is None or e["error"] or e["median"] is None:
+            return None, e
+        return e["median"], e
+
+    md = []
+    summary = []
+    verdicts = []
+    md.append("# Performance")
+    md.append("")
+    md.append("Measured by `scripts/bench.sh` (Google Benchmark programs in `bench/`). "
+              "Every table below is generated by `scripts/bench_table.py` from the JSON of one run; "
+              "each spillway number is measured beside its baseline in the same program run. "
+              "Values are medians over the repetitions; ± is the coefficient of variation "
+              "across repetitions.")
+    md.append("")
+
+    # Machine.
+    spill_dir = ctx_spill.get("spill_parent", "")
+    ram = ram_gib()
+    md.append("## Machine and run")
+    md.append("")
+    md.append(f"- Date: {ctx_pin.get('date', 'unknown')} (pin_bench start), "
+              f"{ctx_spill.get('date', 'unknown')} (spill_bench start)")
+    md.append(f"- CPU: {cpu_model()}, {os.cpu_count()} cores online "
+              f"(benchmark saw {ctx_pin.get('num_cpus', '?')} CPUs at "
+              f"{ctx_pin.get('mhz_per_cpu', '?')} MHz), "
+              f"L3 {max((c['size'] for c in ctx_pin.get('caches', []) if c.get('level') == 3), default=0) >> 20} MiB")
+    md.append(f"- RAM: {fmt(ram)} GiB")
+    md.append(f"- Kernel: {platform.system()} {platform.release()}")
+    md.append(f"- Spill directory parent: `{spill_dir}`, filesystem {filesystem(spill_dir) if spill_dir else 'unknown'}")
+    md.append(f"- Compiler: {compiler()}; library built with the `release` preset")
+    md.append(f"- Load average at start of spill_bench: "
+              f"{', '.join(f'{x:.2f}' for x in ctx_spill.get('load_avg', []))}")
+    if ctx_pin.get("library_build_type") == "debug":
+        md.append("- Google Benchmark prints \"Library was built as DEBUG\": that is Debian's "
+                  "libbenchmark 1.7.1 package (the harness), not spillway, which is built Release.")
+    md.append("- Command (the first line; it ran the others):")
+    md.append("")
+    md.append("```")
+    md.extend(commands)
+    md.append("```")
+    md.append("")
+
+    # ---- pin ----
+    md.append("## 1. Pin + unpin of a resident buffer (`bench/pin_bench.cpp`)")
+    md.append("")
+    md.append("A 4 KiB buffer already primary on the tier; the loop body is "
+              "`{ Pin p = b.pin(tier, access); DoNotOptimize(p.data()); }`. Baseline: two "
+              "uncontended `std::mutex` lock/unlock round trips plus one `std::shared_ptr` copy "
+              "and release — the floor for a design that keeps residency under one lock and "
+              "hands out leases that keep the pool alive. Device is the simulated backend. "
+              f"Target: <= {PIN_TARGET_NS:.0f} ns, single thread.")
+    md.append("")
+    base, base_e = get(pin, "BM_Baseline_TwoMutexRoundTrips_SharedPtrCopy")
+    rows = []
+    pin_ok = True
+    for tier in ["Host", "Device"]:
+        for acc in ["Read", "ReadWrite"]:
+            r, e = get(pin, f"BM_PinUnpin_{tier}_{acc}")
+            if r is None:
+                rows.append([f"{tier} / {acc}", "missing", "", "", "**no**"])
+                pin_ok = False
+                continue
+            t = ns(r)
+            ok = t <= PIN_TARGET_NS
+            pin_ok &= ok
+            rows.append([f"{tier} / {acc}", with_cv(fmt(t), cv_pct(e, "real_time")),
+                         fmt(ns(base)) if base else "n/a",
+                         fmt(t / ns(base), 2) + "x" if base else "n/a", yes_no(ok)])
+    md.append(table(["tier / access", "spillway ns", "baseline ns", "spillway / baseline",
+                     f"<= {PIN_TARGET_NS:.0f} ns"], rows))
+    md.append("")
+    r2, _ = get(pin, "BM_PinUnpin_Host_Read/threads:2")
+    b2, _ = get(pin, "BM_Baseline_TwoMutexRoundTrips_SharedPtrCopy/threads:2")
+    if r2 and b2:
+        md.append(f"Information (no target): two threads, each pinning its own buffer, contend on "
+                  f"the pool's lock: {fmt(ns(r2))} ns wall time per pin+unpin per thread "
+                  f"(baseline under the same contention: {fmt(ns(b2))} ns).")
+        md.append("")
+    verdicts.append(f"pin+unpin <= {PIN_TARGET_NS:.0f} ns (single thread, all four variants): "
+                    f"{'MET' if pin_ok else 'MISSED'}")
+
+    # ---- alloc ----
+    md.append("## 2. Allocate + free of resident host buffers (`bench/alloc_bench.cpp`)")
+    md.append("")
+    md.append("Pool: host tier 1 GiB, no device tier, no disk tier, proactive spilling off. "
+              "The malloc baseline writes one byte of each block so it cannot be elided; the "
+              "pool's fair counterpart must pin the buffer to write that byte "
+              "(allocate, pin ReadWrite, write 1 byte, unpin, free). Allocate+free alone is "
+              "shown too. No target; nanoseconds per allocate+free.")
+    md.append("")
+    rows = []
+    for size, label in [(4096, "4 KiB"), (65536, "64 KiB"), (1 << 20, "1 MiB"), (16 << 20, "16 MiB")]:
+        pt, pte = get(alloc, f"BM_Pool_AllocTouchFree/{size}")
+        pf, pfe = get(alloc, f"BM_Pool_AllocFree/{size}")
+        m, me = get(alloc, f"BM_Malloc_TouchFree/{size}")
+        rows.append([label,
+                     with_cv(fmt(ns(pt)), cv_pct(pte, "real_time")) if pt else "n/a",
+                     with_cv(fmt(ns(pf)), cv_pct(pfe, "real_time")) if pf else "n/a",
+                     with_cv(fmt(ns(m)), cv_pct(me, "real_time")) if m else "n/a",
+                     fmt(ns(pt) / ns(m), 1) + "x" if pt and m else "n/a"])
+    md.append(table(["size", "pool alloc+pin+touch+free ns", "pool alloc+free ns",
+                     "malloc+touch+free ns", "pool (touch) / malloc"], rows))
+    md.append("")
+
+    # ---- spill / fetch ----
+    md.append("## 3. Host -> disk spill and disk -> host fetch (`bench/spill_bench.cpp`)")
+    md.append("")
+    md.append("All IO is buffered (page cache), spillway and baselines alike. "
+              "`spill` times `Buffer::evict(Tier::Disk)` only; between iterations (untimed) a "
+              "`pin(Host, ReadWrite)` brings the buffer back and invalidates the disk copy so the "
+              "next evict writes. A small second record sits after the measured one in the spill "
+              "file, so the released extent is a hole the next spill reuses (the steady state of a "
+              "pool with many records). `fetch` times `pin(Host, Read)` of a buffer on disk; the "
+              "untimed `evict` in between is free (the Read pin kept the clean disk copy). "
+              "Baselines: `pwrite` of the same bytes over an existing file (pages already cached) "
+              "and `pread` of a cached file, in the same directory. "
+              "`random` is incompressible; `compressible` is stored by LZ4 in about half the "
+              "bytes (column *stored/raw*: bytes written or read per logical byte, from "
+              "PoolStats; 1.00 means the record was stored raw). GB/s are decimal (10^9 B/s).")
+    md.append("")
+
+    def io_table(kind, base_name):
+        rows = []
+        for size in SIZES:
+            b, be = get(spill, f"{base_name}/{size}")
+            for data in DATA:
+                for codec in CODECS:
+                    r, e = get(spill, f"{kind}/{codec}/{data}/{size}")
+                    if r is None:
+                        err = e["error"] if e and e["error"] else "missing"
+                        rows.append([size, data, codec, err, "", "", "", ""])
+                        continue
+                    ratio = gbps(r) / gbps(b) if b else None
+                    target = ("n/a" if ratio is None else
+                              yes_no(ratio >= SPILL_TARGET_RATIO) if data == "random" else
+                              yes_no(ratio > 1.0))
+                    rows.append([size, data, codec,
+                                 with_cv(fmt(gbps(r), 2), cv_pct(e, "bytes_per_second")),
+                                 with_cv(fmt(gbps(b), 2), cv_pct(be, "bytes_per_second")) if b else "n/a",
+                                 fmt(ratio, 2) if ratio is not None else "n/a",
+                                 fmt(r.get("stored_per_raw"), 2), target])
+        return rows
+
+    hdr_target = f"target (random: >= {SPILL_TARGET_RATIO:.0%}; compressible: > 100%)"
+    md.append("### Spill (host -> disk)")
+    md.append("")
+    md.append(table(["size", "data", "codec", "spill GB/s", "raw pwrite GB/s", "ratio",
+                     "stored/raw", hdr_target], io_table("spill", "raw_pwrite")))
+    md.append("")
+    md.append("### Fetch (disk -> host)")
+    md.append("")
+    md.append(table(["size", "data", "codec", "fetch GB/s", "raw pread GB/s", "ratio",
+                     "stored/raw", hdr_target], io_table("fetch", "raw_pread")))
+    md.append("")
+
+    md.append("### Information: other write baselines")
+    md.append("")
+    md.append("`spill_tail` is `spill` with the record alone in the file: releasing its extent "
+              "truncates the file, so each spill writes into fresh page-cache pages; its "
+              "like-for-like baseline is `pwrite` after an (untimed) `ftruncate(0)`. "
+              "`pwrite + fdatasync` shows what reaching the device costs on this machine.")
+    md.append("")
+    rows = []
+    for size in SIZES:
+        ow, _ = get(spill, f"raw_pwrite/{size}")
+        tr, tre = get(spill, f"raw_pwrite_truncated/{size}")
+        fs, fse = get(spill, f"raw_pwrite_fdatasync/{size}")
+        st, ste = get(spill, f"spill_tail/none/random/{size}")
+        rows.append([size,
+                     fmt(gbps(ow), 2) if ow else "n/a",
+                     with_cv(fmt(gbps(tr), 2), cv_pct(tre, "bytes_per_second")) if tr else "n/a",
+                     with_cv(fmt(gbps(fs), 2), cv_pct(fse, "bytes_per_second")) if fs else "n/a",
+                     with_cv(fmt(gbps(st), 2), cv_pct(ste, "bytes_per_second")) if st else "n/a",
+                     fmt(gbps(st) / gbps(tr), 2) if st and tr else "n/a"])
+    md.append(table(["size", "raw pwrite (overwrite) GB/s", "raw pwrite after truncate GB/s",
+                     "raw pwrite + fdatasync GB/s", "spill_tail none/random GB/s",
+                     "spill_tail / pwrite after truncate"], rows))
+    md.append("")
+
+    # Where the time goes: fixed cost + checksum + the raw IO, per size.
+    md.append("### Information: where the time goes")
+    md.append("")
+    md.append("Every record is checksummed (XXH3-64 of the payload) on write and verified on "
+              "read, and every move is handed to an IO worker and back. The components below are "
+              "measured in the same run: `component/xxh3` is the library's own `XXH3_64bits` "
+              "(looked up in the loaded libxxhash), `component/spill/4KiB` and "
+              "`component/fetch/4KiB` are a whole spill/fetch of a 4 KiB buffer (the fixed cost "
+              "of one move). Sum = fixed + checksum + raw IO of the same size; codec none, "
+              "random data. Microseconds per operation.")
+    md.append("")
+    fixed = {k: get(spill, f"component/{k}/4KiB")[0] for k in ("spill", "fetch")}
+    rows = []
+    for kind, base_name in [("spill", "raw_pwrite"), ("fetch", "raw_pread")]:
+        for size in SIZES:
+            nbytes = int(size[:-3]) << 20
+            r, _ = get(spill, f"{kind}/none/random/{size}")
+            b, _ = get(spill, f"{base_name}/{size}")
+            x, _ = get(spill, f"component/xxh3/{size}")
+            f = fixed[kind]
+            if not (r and b and x and f):
+                rows.append([kind, size, "n/a", "", "", "", "", ""])
+                continue
+            us = lambda run: nbytes / run["bytes_per_second"] * 1e6
+            fixed_us = ns(f) / 1e3
+            total = fixed_us + us(x) + us(b)
+            rows.append([kind, size, fmt(us(r)), fmt(fixed_us), fmt(us(x)), fmt(us(b)),
+                         fmt(total), fmt(us(r) / total, 2)])
+    md.append(table(["move", "size", "measured us", "fixed (4 KiB move) us", "XXH3 us",
+                     "raw IO us", "sum us", "measured / sum"], rows))
+    md.append("")
+    lc, _ = get(spill, "component/lz4_compress/compressible/16MiB")
+    ld, _ = get(spill, "component/lz4_decompress/compressible/16MiB")
+    ratio_run, _ = get(spill, "spill/lz4/compressible/16MiB")
+    if lc and ld and ratio_run:
+        r = ratio_run.get("stored_per_raw", 0.5)
+        c = gbps(lc)
+        md.append(f"LZ4 on the compressible data (1 MiB chunks, 16 MiB): compress "
+                  f"{fmt(c, 2)} GB/s, decompress {fmt(gbps(ld), 2)} GB/s, stored/raw "
+                  f"{fmt(r, 2)}. Writing compressed costs 1/lz4 + r/disk per byte against "
+                  f"1/disk raw, so compression can only win when the medium writes slower than "
+                  f"lz4 x (1 - r) = **{fmt(c * (1 - r), 2)} GB/s** (one core compressing). "
+                  f"Through the page cache this machine writes "
+                  f"{fmt(min(gbps(get(spill, f'raw_pwrite/{s}')[0]) for s in SIZES if get(spill, f'raw_pwrite/{s}')[0]), 1)}"
+                  f"+ GB/s, and even with fdatasync "
+                  f"{fmt(min((gbps(get(spill, f'raw_pwrite_fdatasync/{s}')[0]) for s in SIZES if get(spill, f'raw_pwrite_fdatasync/{s}')[0]), default=None), 1)}"
+                  f"+ GB/s.")
+        md.append("")
+
+    # Verdicts on the default codec.
+    def ratios(kind, base_name, data):
+        out = {}
+        for size in SIZES:
+            r, _ = get(spill, f"{kind}/{TARGET_CODEC}/{data}/{size}")
+            b, _ = get(spill, f"{base_name}/{size}")
+            out[size] = gbps(r) / gbps(b) if r and b else None
+        return out
+
+    for kind, base_name, what in [("spill", "raw_pwrite", "spill vs raw pwrite"),
+                                  ("fetch", "raw_pread", "fetch vs raw pread")]:
+        rr = ratios(kind, base_name, "random")
+        ok = all(v is not None and v >= SPILL_TARGET_RATIO for v in rr.values())
+        verdicts.append(f"{what}, incompressible, codec {TARGET_CODEC} (default), >= "
+                        f"{SPILL_TARGET_RATIO:.0%}: {'MET' if ok else 'MISSED'} ("
+                        + ", ".join(f"{s} {pct(v)}" for s, v in rr.items())
+                        + ")")
+        rc = ratios(kind, base_name, "compressible")
+        ok = all(v is not None and v > 1.0 for v in rc.values())
+        verdicts.append(f"{what}, 2x-compressible, codec {TARGET_CODEC} (default), > 100%: "
+                        f"{'MET' if ok else 'MISSED'} ("
+                        + ", ".join(f"{s} {pct(v)}" for s, v in rc.items())
+                        + ")")
+        # Best codec, for information.
+        for data in DATA:
+            best = []
+            for size in SIZES:
+                b, _ = get(spill, f"{base_name}/{size}")
+                vals = []
+                for codec in CODECS:
+                    r, _ = get(spill, f"{kind}/{codec}/{data}/{size}")
+                    if r and b:
+                        vals.append((gbps(r) / gbps(b), codec))
+                if vals:
+                    v, c = max(vals)
+                    best.append(f"{size} {100 * v:.0f}% ({c})")
+            summary.append(f"  best codec, {what}, {data}: " + ", ".join(best))
+
+    # The verdicts go right after the introduction.
+    at = md.index("## Machine and run")
+    md[at:at] = ["## Targets", ""] + [f"- {v}" for v in verdicts] + [""]
+
+    # Carry the hand-written notes over.
+    notes = None
+    if os.path.exists(output):
+        with open(output) as f:
+            old = f.read()
+        m = re.search(re.escape(NOTES_BEGIN) + r"(.*?)" + re.escape(NOTES_END), old, re.S)
+        if m:
+            notes = m.group(1).strip("\n")
+    md.append("## Findings")
+    md.append("")
+    md.append(NOTES_BEGIN)
+    md.append(notes if notes else "(No notes yet: write findings for this run here.)")
+    md.append(NOTES_END)
+    md.append("")
+
+    with open(output, "w") as f:
+        f.write("\n".join(md))
+
+    print("== targets")
+    for v in verdicts:
+        print("  " + v)
+    print("== best codec per case (information)")
+    for s in summary:
+        print(s)
+    print(f"== wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,12 +5,19 @@
 
 #include <lz4.h>
 #include <xxhash.h>
+#if defined(__x86_64__)
+// Debian's libxxhash exports runtime-dispatched variants (SSE2/AVX2/AVX-512);
+// this header maps XXH3_64bits* onto them, roughly doubling hash speed on
+// AVX2 machines over the baseline SSE2 build.
+#include <xxh_x86dispatch.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "spillway/errors.hpp"
@@ -60,6 +67,23 @@ void encode_header(unsigned char* h, const Header& v) {
   put<std::uint64_t>(h + 32, v.stored_size);
   put<std::uint64_t>(h + 40, v.payload_sum);
   put<std::uint64_t>(h + 56, XXH3_64bits(h, 56));
+}
+
+// Raw payloads are written and read in slices of this size, each hashed
+// just before it is written (or just after it is read) while it is still in
+// the CPU's cache. 1 MiB measured best on the reference machine (256 KiB
+// slices cost more in system calls than they saved in cache misses).
+constexpr std::size_t kIoSliceBytes = 1024 * 1024;
+
+// A per-thread hashing state, reused across records.
+XXH3_state_t* hash_state() {
+  struct Holder {
+    XXH3_state_t* s = XXH3_createState();
+    ~Holder() { XXH3_freeState(s); }
+  };
+  thread_local Holder holder;
+  if (holder.s == nullptr) throw std::bad_alloc();
+  return holder.s;
 }
 
 // Per-thread scratch space, reused across records.
@@ -209,12 +233,21 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const
     }
   }
   if (!compressed) {
-    h.payload_sum = XXH3_64bits(data, bytes);
+    // Hash each slice just before writing it, while it is still in cache,
+    // and write the header (which holds the checksum) last.
+    XXH3_state_t* state = hash_state();
+    XXH3_64bits_reset(state);
+    const auto* src = static_cast<const unsigned char*>(data);
+    const auto w0 = Clock::now();
+    for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
+      const std::size_t n = std::min(kIoSliceBytes, bytes - done);
+      XXH3_64bits_update(state, src + done, n);
+      write_all(src + done, n, extent.offset + kRecordHeaderBytes + done);
+    }
+    h.payload_sum = XXH3_64bits_digest(state);
     unsigned char header[kRecordHeaderBytes];
     encode_header(header, h);
-    const auto w0 = Clock::now();
     write_all(header, kRecordHeaderBytes, extent.offset);
-    write_all(data, bytes, extent.offset + kRecordHeaderBytes);
     note_write_bandwidth(bytes, std::chrono::duration<double>(Clock::now() - w0).count());
   }
   info.codec = h.codec;
@@ -259,8 +292,16 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
   }
   if (codec == RecordCodec::Raw) {
     if (stored != raw) throw CorruptionError(buffer_id, off, "raw record size differs", raw, stored);
-    read_all(dst, bytes, off + kRecordHeaderBytes);
-    const std::uint64_t sum = XXH3_64bits(dst, bytes);
+    // Read and hash slice by slice, so each slice is hashed while in cache.
+    XXH3_state_t* state = hash_state();
+    XXH3_64bits_reset(state);
+    auto* out = static_cast<unsigned char*>(dst);
+    for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
+      const std::size_t n = std::min(kIoSliceBytes, bytes - done);
+      read_all(out + done, n, off + kRecordHeaderBytes + done);
+      XXH3_64bits_update(state, out + done, n);
+    }
+    const std::uint64_t sum = XXH3_64bits_digest(state);
     if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
     return kRecordHeaderBytes + stored;
   }

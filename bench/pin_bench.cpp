@@ -60,10 +60,10 @@ void BM_PinUnpin_Device_ReadWrite(benchmark::State& s) {
   BM_PinUnpin(s, Tier::Device, Access::ReadWrite);
 }
 
-BENCHMARK(BM_PinUnpin_Host_Read);
-BENCHMARK(BM_PinUnpin_Host_ReadWrite);
-BENCHMARK(BM_PinUnpin_Device_Read);
-BENCHMARK(BM_PinUnpin_Device_ReadWrite);
+BENCHMARK(BM_PinUnpin_Host_Read)->MinWarmUpTime(0.1);
+BENCHMARK(BM_PinUnpin_Host_ReadWrite)->MinWarmUpTime(0.1);
+BENCHMARK(BM_PinUnpin_Device_Read)->MinWarmUpTime(0.1);
+BENCHMARK(BM_PinUnpin_Device_ReadWrite)->MinWarmUpTime(0.1);
 // Information: two threads, each pinning its own buffer, contend on the
 // pool's one lock (the machine this was written for has 2 cores).
 BENCHMARK(BM_PinUnpin_Host_Read)->Threads(2)->UseRealTime();
@@ -91,7 +91,7 @@ void BM_Baseline_TwoMutexRoundTrips_SharedPtrCopy(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_Baseline_TwoMutexRoundTrips_SharedPtrCopy);
+BENCHMARK(BM_Baseline_TwoMutexRoundTrips_SharedPtrCopy)->MinWarmUpTime(0.1);
 BENCHMARK(BM_Baseline_TwoMutexRoundTrips_SharedPtrCopy)->Threads(2)->UseRealTime();
 
 }  // namespace

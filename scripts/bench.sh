@@ -3,12 +3,12 @@
 # programs (bench/*.cpp), keeps their JSON in build/release/bench-results/,
 # prints a summary and regenerates docs/performance.md from this run.
 #
-#   scripts/bench.sh                          # all three programs, 3 repetitions
+#   scripts/bench.sh                          # all three programs, 5 repetitions (median)
 #   SPILLWAY_BENCH_REPETITIONS=1 scripts/bench.sh
 #   SPILLWAY_SPILL_DIR=/mnt/nvme scripts/bench.sh   # where spill files (and the raw baseline file) go
 #   SPILLWAY_BENCH_FILTER='spill/none' scripts/bench.sh   # passed to --benchmark_filter
 #
-# About 3 minutes on 2 cores. The spill benchmarks write up to 64 MiB at a
+# About 3.5 minutes on 2 cores. The spill benchmarks write up to 64 MiB at a
 # time into the spill directory parent ($SPILLWAY_SPILL_DIR, else $TMPDIR,
 # else /var/tmp); nothing is left behind (the files are unlinked at once).
 set -euo pipefail
@@ -23,7 +23,7 @@ cmake --build --preset release
 out=build/release/bench-results
 mkdir -p "$out"
 rm -f "$out"/*.json "$out"/commands.txt
-reps=${SPILLWAY_BENCH_REPETITIONS:-3}
+reps=${SPILLWAY_BENCH_REPETITIONS:-5}
 filter=${SPILLWAY_BENCH_FILTER:-}
 
 # The exact invocation, for docs/performance.md.

@@ -36,7 +36,8 @@ def key_of(run_name):
     """'spill/none/random/1MiB/min_time:0.200/real_time' -> 'spill/none/random/1MiB'
     (keeps /threads:N)."""
     parts = [p for p in run_name.split("/")
-             if not p.startswith("min_time:") and p not in ("real_time", "process_time")]
+             if not p.startswith(("min_time:", "min_warmup_time:"))
+             and p not in ("real_time", "process_time")]
     return "/".join(parts)
 
 
@@ -147,6 +148,17 @@ def compiler():
         return cxx
 
 
+def git_revision():
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return f"`{rev}`" + (" plus uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 # ---- formatting ------------------------------------------------------------------------
 
 def fmt(x, digits=1):
@@ -217,6 +229,7 @@ def main():
     md.append(f"- RAM: {fmt(ram)} GiB")
     md.append(f"- Kernel: {platform.system()} {platform.release()}")
     md.append(f"- Spill directory parent: `{spill_dir}`, filesystem {filesystem(spill_dir) if spill_dir else 'unknown'}")
+    md.append(f"- Source: commit {git_revision()}")
     md.append(f"- Compiler: {compiler()}; library built with the `release` preset")
     md.append(f"- Load average at start of spill_bench: "
               f"{', '.join(f'{x:.2f}' for x in ctx_spill.get('load_avg', []))}")
@@ -376,8 +389,13 @@ def main():
               "(looked up in the loaded libxxhash), `component/spill/4KiB` and "
               "`component/fetch/4KiB` are a whole spill/fetch of a 4 KiB buffer (the fixed cost "
               "of one move). Sum = fixed + checksum + raw IO of the same size; codec none, "
-              "random data. Microseconds per operation.")
+              "random data. Microseconds per operation. Raw records are hashed in 1 MiB "
+              "slices just before each slice is written (after it is read), while the slice is "
+              "in cache, so measured can come out below the sum.")
     md.append("")
+    x16, _ = get(spill, "component/xxh3/16MiB")
+    if x16 and x16.get("label"):
+        md[-2] += f" The XXH3 measured is `{x16['label']}`."
     fixed = {k: get(spill, f"component/{k}/4KiB")[0] for k in ("spill", "fetch")}
     rows = []
     for kind, base_name in [("spill", "raw_pwrite"), ("fetch", "raw_pread")]:

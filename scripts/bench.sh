@@ -35,7 +35,7 @@ filter=${SPILLWAY_BENCH_FILTER:-}
 } >"$out/commands.txt"
 
 for prog in pin_bench alloc_bench spill_bench; do
-  cmd=(build/release/bench/$prog
+  cmd=("build/release/bench/$prog"
        --benchmark_repetitions="$reps"
        --benchmark_report_aggregates_only=true
        --benchmark_out="$out/$prog.json"

@@ -502,11 +502,12 @@ BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_
   r->label = std::string(label);
 
   // The fastest enabled tier at or below `preferred`.
-  std::vector<Tier> candidates;
+  std::array<Tier, kTierCount> candidates{};
+  std::size_t count = 0;
   for (int t = tier_index(preferred); t < kTierCount; ++t) {
-    if (tier_enabled(static_cast<Tier>(t))) candidates.push_back(static_cast<Tier>(t));
+    if (tier_enabled(static_cast<Tier>(t))) candidates[count++] = static_cast<Tier>(t);
   }
-  if (candidates.empty()) {
+  if (count == 0) {
     ++errors_.out_of_memory;
     throw OutOfMemory(preferred, bytes, "no tier at or below it is enabled");
   }
@@ -516,14 +517,22 @@ BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_
     records_.emplace(r->id, std::move(rec));
     return r;
   }
-  const auto start = Clock::now();
-  const auto deadline = start + options_.pressure_wait;
+  // Fast path: a free extent on the first tier, no eviction, no clock.
   bool placed = false;
+  if (MemoryArena* a = arena(candidates[0])) {
+    if (void* b = a->allocate(bytes)) {
+      r->block[tier_index(candidates[0])] = b;
+      r->primary = candidates[0];
+      placed = true;
+    }
+  }
+  const auto start = placed ? Clock::time_point{} : Clock::now();
+  const auto deadline = start + options_.pressure_wait;
   bool waited = false;
   std::uint64_t largest_capacity = 0;
-  for (std::size_t i = 0; i < candidates.size() && !placed; ++i) {
+  for (std::size_t i = 0; i < count && !placed; ++i) {
     const Tier t = candidates[i];
-    const bool last = i + 1 == candidates.size();
+    const bool last = i + 1 == count;
     largest_capacity = std::max(largest_capacity, tier_capacity(t));
     if (t == Tier::Disk) {
       if (SpillStore::reservation_bytes(bytes) > store_->capacity()) continue;
@@ -542,7 +551,7 @@ BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_
   }
   if (waited) stall_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
   if (!placed) {
-    const Tier t = candidates.back();
+    const Tier t = candidates[count - 1];
     throw_oom(lk, preferred, bytes,
               bytes > largest_capacity
                   ? "larger than every enabled tier at or below it"

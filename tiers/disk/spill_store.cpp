@@ -166,8 +166,15 @@ void SpillStore::read_all(void* data, std::size_t n, std::uint64_t offset) {
 bool SpillStore::should_compress(const void* data, std::size_t bytes) {
   if (compression_ == Compression::None || bytes < kMinCompressBytes) return false;
   if (compression_ == Compression::Lz4) return true;
-  // Adaptive: compress a sample to estimate the ratio and LZ4's speed, and
-  // compress only when writing fewer bytes saves more time than LZ4 costs.
+  // Adaptive. Per raw byte, writing raw costs 1/disk and compressing costs
+  // 1/lz4 + ratio/disk. Even a perfect ratio cannot pay when 1/lz4 alone
+  // exceeds 0.9/disk; then skip the sample, except every 32nd record, which
+  // re-measures LZ4's speed on current data (it varies with the data).
+  const double disk_speed = write_bandwidth_.load(std::memory_order_relaxed);  // bytes/s
+  const double known_lz4 = lz4_speed_.load(std::memory_order_relaxed);
+  const bool resample = adaptive_records_.fetch_add(1, std::memory_order_relaxed) % 32 == 0;
+  if (!resample && known_lz4 > 0 && 1.0 / known_lz4 >= 0.9 / disk_speed) return false;
+  // Compress a sample to estimate the ratio and LZ4's speed on this record.
   const std::size_t sample = std::min(bytes, kSampleBytes);
   auto& buf = scratch(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(sample))));
   const auto t0 = Clock::now();
@@ -177,9 +184,9 @@ bool SpillStore::should_compress(const void* data, std::size_t bytes) {
   const double secs = std::max(1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
   if (out <= 0) return false;
   const double ratio = static_cast<double>(out) / static_cast<double>(sample);
-  const double lz4_speed = static_cast<double>(sample) / secs;       // bytes/s
-  const double disk_speed = write_bandwidth_.load(std::memory_order_relaxed);  // bytes/s
-  // Per raw byte: raw costs 1/disk; compressed costs 1/lz4 + ratio/disk.
+  const double lz4_speed = static_cast<double>(sample) / secs;  // bytes/s
+  lz4_speed_.store(known_lz4 > 0 ? known_lz4 * 0.7 + lz4_speed * 0.3 : lz4_speed,
+                   std::memory_order_relaxed);
   return 1.0 / lz4_speed + ratio / disk_speed < 0.9 / disk_speed;
 }
 
@@ -213,13 +220,15 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const
       if (n > 0 && n < in) {
         put<std::uint32_t>(out + pos, static_cast<std::uint32_t>(n));
         pos += 4 + static_cast<std::size_t>(n);
+      } else if (done == 0 && bytes > kChunkBytes) {
+        break;  // the first chunk does not shrink: store the record raw
       } else {
         put<std::uint32_t>(out + pos, static_cast<std::uint32_t>(in) | kRawChunkFlag);
         std::memcpy(out + pos + 4, src + done, static_cast<std::size_t>(in));
         pos += 4 + static_cast<std::size_t>(in);
       }
     }
-    if (pos < bytes) {
+    if (pos > 0 && pos < bytes) {
       compressed = true;
       payload = pos;
       h.codec = RecordCodec::Lz4;

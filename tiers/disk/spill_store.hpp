@@ -116,6 +116,9 @@ class SpillStore {
   // Estimated raw write bandwidth in bytes/s (EWMA of measured writes),
   // starting from a guess a page-cache write easily beats.
   std::atomic<double> write_bandwidth_{1.0e9};
+  // LZ4's measured compression speed in bytes/s (EWMA of samples; 0: none yet).
+  std::atomic<double> lz4_speed_{0.0};
+  std::atomic<std::uint64_t> adaptive_records_{0};
   mutable std::mutex mu_;  // guards the members below
   ExtentAllocator extents_;
   std::uint64_t stored_bytes_ = 0;

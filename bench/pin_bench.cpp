@@ -9,6 +9,8 @@
 // alive — two uncontended std::mutex lock/unlock round trips plus one
 // std::shared_ptr copy and release (atomic increment and decrement).
 #include <benchmark/benchmark.h>
+#include <thread>
+#include <condition_variable>
 
 #include <memory>
 #include <mutex>
@@ -93,6 +95,38 @@ void BM_Baseline_TwoMutexRoundTrips_SharedPtrCopy(benchmark::State& state) {
 }
 BENCHMARK(BM_Baseline_TwoMutexRoundTrips_SharedPtrCopy)->MinWarmUpTime(0.1);
 BENCHMARK(BM_Baseline_TwoMutexRoundTrips_SharedPtrCopy)->Threads(2)->UseRealTime();
+
+// Information: one hand-off to another thread and back through a mutex and a
+// condition variable, the mechanism a pin that must move bytes uses to wait
+// for an IO worker. It sets the fixed cost of every spill or fetch.
+void BM_Component_CondvarRoundTrip(benchmark::State& state) {
+  std::mutex m;
+  std::condition_variable cv;
+  int turn = 0;
+  bool stop = false;
+  std::thread peer([&] {
+    std::unique_lock lk(m);
+    for (;;) {
+      cv.wait(lk, [&] { return turn == 1 || stop; });
+      if (stop) return;
+      turn = 0;
+      cv.notify_all();
+    }
+  });
+  for (auto _ : state) {
+    std::unique_lock lk(m);
+    turn = 1;
+    cv.notify_all();
+    cv.wait(lk, [&] { return turn == 0; });
+  }
+  {
+    std::lock_guard lk(m);
+    stop = true;
+  }
+  cv.notify_all();
+  peer.join();
+}
+BENCHMARK(BM_Component_CondvarRoundTrip)->UseRealTime();
 
 }  // namespace
 

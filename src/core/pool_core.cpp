@@ -344,7 +344,7 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
 
 void PoolCore::launch_move(BufferRecord* r, Tier to, void* dst, std::optional<SpillExtent> ext,
                            bool is_eviction, EvictionReason reason,
-                           std::shared_ptr<MoveTicket> ticket) {
+                           std::shared_ptr<MoveTicket> ticket, bool on_caller) {
   unlink(r);
   r->moving = true;
   ++moves_in_flight_;
@@ -353,6 +353,7 @@ void PoolCore::launch_move(BufferRecord* r, Tier to, void* dst, std::optional<Sp
   if (dst != nullptr) note_peak(to);
   emit(tier_index(to) > tier_index(from) ? TraceKind::SpillBegin : TraceKind::FetchBegin, r, from,
        to, reason, true, 0);
+  if (on_caller) return;  // the caller runs run_move itself, after unlocking
   auto self = shared_from_this();
   io_->submit([self, r, from, to, dst, ext, is_eviction, reason, ticket] {
     self->run_move(r, from, to, dst, ext, is_eviction, reason, ticket);
@@ -691,20 +692,15 @@ void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
       arena(where)->free(dst);
       continue;
     }
+    // The fetch runs on this thread, which would only wait for a worker
+    // otherwise (a hand-off costs two thread wake-ups); the lock is released
+    // while it copies, and other waiters see the move as in flight.
     auto ticket = std::make_shared<MoveTicket>();
     ticket->wants_pin = true;
-    launch_move(r, where, dst, std::nullopt, false, EvictionReason::Pressure, ticket);
-    ++waiters_;
-    const bool finished =
-        cv_.wait_for(lk, options_.io_timeout, [&] { return ticket->done; });
-    --waiters_;
-    if (!finished) {
-      ticket->abandoned = true;
-      ++errors_.timeouts;
-      throw IoError(ETIMEDOUT, spill_dir_, r->on_disk ? r->extent.offset : 0,
-                    "waiting " + std::to_string(options_.io_timeout.count()) +
-                        " ms for a fetch of buffer " + std::to_string(r->id));
-    }
+    launch_move(r, where, dst, std::nullopt, false, EvictionReason::Pressure, ticket, true);
+    lk.unlock();
+    run_move(r, from, where, dst, std::nullopt, false, EvictionReason::Pressure, ticket);
+    lk.lock();
     if (ticket->error) std::rethrow_exception(ticket->error);
     if (ticket->pin_granted) {
       if (access == Access::ReadWrite) {
@@ -803,16 +799,13 @@ void PoolCore::evict(BufferRecord* r, Tier where) {
       if (ext) store_->release(*ext);
       continue;
     }
+    // An explicit eviction blocks its caller, so it runs on the caller's
+    // thread (without the lock) rather than waiting for a worker.
     auto ticket = std::make_shared<MoveTicket>();
-    launch_move(r, where, dst, ext, true, EvictionReason::Explicit, ticket);
-    ++waiters_;
-    const bool finished = cv_.wait_for(lk, options_.io_timeout, [&] { return ticket->done; });
-    --waiters_;
-    if (!finished) {
-      ++errors_.timeouts;
-      throw IoError(ETIMEDOUT, spill_dir_, 0,
-                    "waiting for an explicit eviction of buffer " + std::to_string(r->id));
-    }
+    launch_move(r, where, dst, ext, true, EvictionReason::Explicit, ticket, true);
+    lk.unlock();
+    run_move(r, from, where, dst, ext, true, EvictionReason::Explicit, ticket);
+    lk.lock();
     if (ticket->error) std::rethrow_exception(ticket->error);
   }
 }

@@ -4,8 +4,11 @@
 // workers) and decides where every buffer's bytes live. One mutex guards all
 // residency state; no copy or file IO ever runs while it is held. A move is
 // reserved under the lock (destination room taken, record marked `moving`),
-// executed by an IO worker without the lock, and committed under the lock,
-// after which waiters are woken through one condition variable.
+// executed without the lock, and committed under the lock, after which
+// waiters are woken through one condition variable. Spills that make room
+// (reactive), proactive spills and prefetches execute on the IO workers; a
+// fetch for a pin and an explicit eviction execute on the calling thread,
+// which would otherwise only sleep until a worker finished them.
 //
 // Residency of a record:
 //   primary       the tier holding the authoritative bytes
@@ -164,8 +167,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // Launches a move of r from its primary to `to`, into `dst` (a block) or
   // `ext` (disk). The ticket (if any) is completed at commit.
+  // With on_caller, nothing is queued: the caller unlocks and calls
+  // run_move itself (fetches for a pin, explicit evictions: the caller would
+  // only wait for a worker otherwise).
   void launch_move(BufferRecord* r, Tier to, void* dst, std::optional<SpillExtent> ext,
-                   bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket);
+                   bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket,
+                   bool on_caller = false);
   void run_move(BufferRecord* r, Tier from, Tier to, void* dst, std::optional<SpillExtent> ext,
                 bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket);
   void copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,

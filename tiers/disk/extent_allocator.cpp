@@ -39,6 +39,7 @@ void ExtentAllocator::insert_free(std::uint64_t offset, std::uint64_t bytes) {
 
 std::optional<std::uint64_t> ExtentAllocator::allocate(std::uint64_t bytes) {
   const std::uint64_t need = round_up(bytes);
+  if (need > kMaxExtentBytes) return std::nullopt;
   if (need > quota_ || used_ > quota_ - need) return std::nullopt;
   std::uint64_t offset;
   auto best = free_by_size_.lower_bound({need, 0});
@@ -48,6 +49,7 @@ std::optional<std::uint64_t> ExtentAllocator::allocate(std::uint64_t bytes) {
     offset = off;
     if (size > need) insert_free(off + need, size - need);
   } else {
+    if (need > kMaxFileBytes - end_) return std::nullopt;
     offset = end_;
     end_ += need;
   }

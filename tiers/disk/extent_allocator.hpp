@@ -34,12 +34,22 @@ class ExtentAllocator {
 
   explicit ExtentAllocator(std::uint64_t quota_bytes = ~std::uint64_t{0}) : quota_(quota_bytes) {}
 
+  // The largest extent one request may take, and the largest file end (file
+  // offsets must fit in off_t). Requests beyond them are refused, never wrapped.
+  static constexpr std::uint64_t kMaxExtentBytes = std::uint64_t{1} << 62;
+  static constexpr std::uint64_t kMaxFileBytes =
+      (std::uint64_t{INT64_MAX} / kExtentUnit) * kExtentUnit;
+
+  // bytes rounded up to whole extents (at least one). Above kMaxExtentBytes
+  // the result saturates at a value allocate() refuses.
   static constexpr std::uint64_t round_up(std::uint64_t bytes) {
+    if (bytes > kMaxExtentBytes) return ~std::uint64_t{0} / kExtentUnit * kExtentUnit;
     return bytes == 0 ? kExtentUnit : (bytes + kExtentUnit - 1) / kExtentUnit * kExtentUnit;
   }
 
   // The offset of a new extent of round_up(bytes), or nothing when the quota
-  // would be exceeded.
+  // would be exceeded (or the request is beyond kMaxExtentBytes / the file
+  // would pass kMaxFileBytes).
   std::optional<std::uint64_t> allocate(std::uint64_t bytes);
   // Gives back the tail of an extent: [offset + round_up(new_bytes), offset + old).
   // Returns the new extent length.

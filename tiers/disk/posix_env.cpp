@@ -25,6 +25,18 @@ class PosixEnv final : public IoEnv {
     // mkdtemp creates a new directory (mode 0700) and fails rather than
     // reuse or follow anything already there.
     if (::mkdtemp(tmpl.data()) == nullptr) return {};
+    // A restrictive umask may have taken bits off 0700; put them back. The
+    // entry was created by us an instant ago; lstat checks it is still our
+    // directory (not a link planted in its place) before the chmod.
+    struct stat st {};
+    errno = 0;
+    if (::lstat(tmpl.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
+        ((st.st_mode & 07777) != 0700 && ::chmod(tmpl.c_str(), 0700) != 0)) {
+      const int err = errno != 0 ? errno : EEXIST;  // EEXIST: not our directory
+      ::rmdir(tmpl.c_str());
+      errno = err;
+      return {};
+    }
     return tmpl;
   }
 

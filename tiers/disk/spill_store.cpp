@@ -18,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "spillway/errors.hpp"
@@ -31,8 +33,13 @@ constexpr std::uint16_t kVersion = 1;
 constexpr std::uint32_t kChunkBytes = 1u << 20;
 constexpr std::uint32_t kRawChunkFlag = 0x80000000u;
 constexpr std::size_t kSampleBytes = 64 * 1024;
-// Below this a record is always stored raw: compression cannot pay off.
+// Adaptive stores records below this raw: compression cannot pay off.
 constexpr std::size_t kMinCompressBytes = 4096;
+// Lz4 compresses every record that could thereby take fewer extents: one
+// whose raw form (header included) does not fit in a single extent.
+constexpr std::size_t kMinLz4Bytes = kExtentBytes - kRecordHeaderBytes + 1;
+// The largest chunk_bytes a header may declare (LZ4 sizes are ints).
+constexpr std::uint32_t kMaxChunkBytes = 1u << 30;
 
 using Clock = std::chrono::steady_clock;
 
@@ -128,6 +135,8 @@ SpillStore::~SpillStore() {
 }
 
 std::uint64_t SpillStore::reservation_bytes(std::uint64_t raw_bytes) {
+  // round_up saturates (to a size reserve() refuses) rather than wrap.
+  if (raw_bytes > ExtentAllocator::kMaxExtentBytes) return ExtentAllocator::round_up(raw_bytes);
   return ExtentAllocator::round_up(kRecordHeaderBytes + raw_bytes);
 }
 
@@ -164,8 +173,9 @@ void SpillStore::read_all(void* data, std::size_t n, std::uint64_t offset) {
 }
 
 bool SpillStore::should_compress(const void* data, std::size_t bytes) {
-  if (compression_ == Compression::None || bytes < kMinCompressBytes) return false;
-  if (compression_ == Compression::Lz4) return true;
+  if (compression_ == Compression::None) return false;
+  if (compression_ == Compression::Lz4) return bytes >= kMinLz4Bytes;
+  if (bytes < kMinCompressBytes) return false;
   // Adaptive. Per raw byte, writing raw costs 1/disk and compressing costs
   // 1/lz4 + ratio/disk. Even a perfect ratio cannot pay when 1/lz4 alone
   // exceeds 0.9/disk; then skip the sample, except every 32nd record, which
@@ -199,6 +209,13 @@ void SpillStore::note_write_bandwidth(std::uint64_t bytes, double seconds) {
 
 RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const void* data,
                              std::size_t bytes) {
+  if (extent.bytes < reservation_bytes(bytes) || extent.offset % kExtentBytes != 0) {
+    throw std::invalid_argument("SpillStore::write: a record of " + std::to_string(bytes) +
+                                " bytes needs an extent of " +
+                                std::to_string(reservation_bytes(bytes)) + " bytes, got " +
+                                std::to_string(extent.bytes) + " at offset " +
+                                std::to_string(extent.offset));
+  }
   const auto t0 = Clock::now();
   RecordInfo info;
   Header h{RecordCodec::Raw, kChunkBytes, buffer_id, bytes, bytes, 0};
@@ -296,8 +313,10 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
   const std::uint64_t payload_sum = get<std::uint64_t>(hb + 40);
   if (id != buffer_id) throw CorruptionError(buffer_id, off, "record belongs to another buffer", buffer_id, id);
   if (raw != bytes) throw CorruptionError(buffer_id, off, "raw size differs", bytes, raw);
-  if (kRecordHeaderBytes + stored > extent.bytes) {
-    throw CorruptionError(buffer_id, off, "stored size exceeds the extent", extent.bytes - kRecordHeaderBytes, stored);
+  if (extent.bytes < kRecordHeaderBytes || stored > extent.bytes - kRecordHeaderBytes) {
+    throw CorruptionError(buffer_id, off, "stored size exceeds the extent",
+                          extent.bytes > kRecordHeaderBytes ? extent.bytes - kRecordHeaderBytes : 0,
+                          stored);
   }
   if (codec == RecordCodec::Raw) {
     if (stored != raw) throw CorruptionError(buffer_id, off, "raw record size differs", raw, stored);
@@ -314,8 +333,11 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
     if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
     return kRecordHeaderBytes + stored;
   }
-  if (codec != RecordCodec::Lz4 || chunk_bytes == 0) {
+  if (codec != RecordCodec::Lz4) {
     throw CorruptionError(buffer_id, off, "unknown codec", 1, static_cast<std::uint64_t>(codec));
+  }
+  if (chunk_bytes == 0 || chunk_bytes > kMaxChunkBytes) {
+    throw CorruptionError(buffer_id, off, "chunk size out of range", kChunkBytes, chunk_bytes);
   }
   auto& buf = scratch(stored);
   read_all(buf.data(), stored, off + kRecordHeaderBytes);
@@ -343,6 +365,7 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
     pos += len;
     done += want;
   }
+  if (pos != stored) throw CorruptionError(buffer_id, off, "bytes after the last chunk", stored, pos);
   return kRecordHeaderBytes + stored;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "spillway/spillway.hpp"
+#include "tiers/device/cuda_backend.hpp"
 
 namespace {
 
@@ -92,7 +93,13 @@ int run_info() {
   const PoolOptions o = PoolOptions::from_env();
   Pool pool(o);
   const PoolStats s = pool.stats();
-  std::printf("device backend : %s\n", std::string(pool.device_backend_name()).c_str());
+  std::printf("device backend : %s (%s)\n", std::string(pool.device_backend_name()).c_str(),
+              pool.device_backend_reason().c_str());
+  if (pool.device_backend_name() == "cuda") {
+    std::printf("device         : %s\n",
+                spillway::detail::cuda::describe_device(o.device.cuda_device).c_str());
+  }
+  std::printf("host memory    : %s\n", std::string(pool.host_memory_kind()).c_str());
   for (Tier t : {Tier::Device, Tier::Host, Tier::Disk}) {
     std::printf("%-6s tier    : %s\n", std::string(tier_name(t)).c_str(),
                 pool.tier_enabled(t) ? mib(s.tier(t).capacity_bytes).c_str() : "off");

@@ -28,8 +28,13 @@ enum class DeviceBackend : std::uint8_t {
   None,       // no device tier: Tier::Device is off
 };
 
+// DeviceOptions::capacity_bytes default: with the CUDA backend, 80% of the
+// VRAM free when the pool is created; with the simulated one, 256 MiB.
+inline constexpr std::size_t kAutoCapacity = ~std::size_t{0};
+inline constexpr std::size_t kDefaultSimulatedDeviceBytes = std::size_t{256} << 20;
+
 struct DeviceOptions {
-  std::size_t capacity_bytes = std::size_t{256} << 20;
+  std::size_t capacity_bytes = kAutoCapacity;  // 0 turns the device tier off
   DeviceBackend backend = DeviceBackend::Auto;
   int cuda_device = 0;
 };

@@ -153,6 +153,11 @@ class Pool {
   bool tier_enabled(Tier t) const;
   // "simulated", "cuda" or "none".
   std::string_view device_backend_name() const;
+  // Why that backend: "Auto: a CUDA device is present", "Auto: simulated,
+  // because <the runtime's reason>", "DeviceBackend::Simulated was requested"...
+  std::string device_backend_reason() const;
+  // "pinned" (page-locked, with the CUDA backend), "pageable" or "none".
+  std::string_view host_memory_kind() const;
   // The private spill directory ("" when the disk tier is off).
   std::string spill_directory() const;
   // Blocks until no move is in flight and the proactive worker is idle;

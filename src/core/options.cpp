@@ -100,7 +100,9 @@ PoolOptions PoolOptions::from_env() { return from_env(PoolOptions{}); }
 
 PoolOptions PoolOptions::from_env(PoolOptions o) {
   if (const char* v = env("SPILLWAY_DEVICE_BYTES")) {
-    o.device.capacity_bytes = parse_byte_size(v, "SPILLWAY_DEVICE_BYTES");
+    o.device.capacity_bytes = lower(trim(v)) == "auto"
+                                  ? kAutoCapacity
+                                  : parse_byte_size(v, "SPILLWAY_DEVICE_BYTES");
   }
   if (const char* v = env("SPILLWAY_DEVICE_BACKEND")) {
     const std::string t = lower(trim(v));

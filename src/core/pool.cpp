@@ -139,6 +139,8 @@ void Pool::set_trace(std::shared_ptr<TraceSink> sink) { core_->set_trace(std::mo
 const PoolOptions& Pool::options() const { return core_->options(); }
 bool Pool::tier_enabled(Tier t) const { return core_->tier_enabled(t); }
 std::string_view Pool::device_backend_name() const { return core_->device_backend_name(); }
+std::string Pool::device_backend_reason() const { return core_->device_backend_reason(); }
+std::string_view Pool::host_memory_kind() const { return core_->host_memory_kind(); }
 std::string Pool::spill_directory() const { return core_->spill_directory(); }
 void Pool::quiesce() { core_->quiesce(); }
 

@@ -2,6 +2,8 @@
 // See pool_core.hpp for the state machine this file implements.
 #include "pool_core.hpp"
 
+#include "tiers/device/cuda_backend.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -44,19 +46,48 @@ BufferRecord* RecordList::next(const BufferRecord* r, ListKind kind, int tier) {
 
 PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
   options_.validate();
-  // Device tier.
-  const bool device_on =
-      options_.device.backend != DeviceBackend::None && options_.device.capacity_bytes > 0;
-  if (device_on) {
-    if (options_.device.backend == DeviceBackend::Cuda) {
-      throw std::invalid_argument(
-          "spillway: device.backend = Cuda was requested, but this build has no CUDA device "
-          "backend (use Auto or Simulated)");
+  // Device tier: CUDA when asked for (or, with Auto, when compiled in and a
+  // GPU is present), else the simulated arena in host memory.
+  const DeviceOptions& dev = options_.device;
+  bool use_cuda = false;
+  if (dev.backend != DeviceBackend::None && dev.capacity_bytes > 0) {
+    std::string why;
+    if (dev.backend == DeviceBackend::Cuda) {
+      if (!cuda::device_available(dev.cuda_device, &why)) {
+        throw std::invalid_argument("spillway: device.backend = Cuda was requested, but " + why);
+      }
+      use_cuda = true;
+      backend_reason_ = "DeviceBackend::Cuda was requested";
+    } else if (dev.backend == DeviceBackend::Auto) {
+      use_cuda = cuda::compiled() && cuda::device_available(dev.cuda_device, &why);
+      backend_reason_ = use_cuda ? "Auto: a CUDA device is present"
+                                 : "Auto: simulated, because " + why;
+    } else {
+      backend_reason_ = "DeviceBackend::Simulated was requested";
     }
-    arenas_[0] = std::make_unique<HostMemoryArena>(options_.device.capacity_bytes, "simulated");
+    std::size_t capacity = dev.capacity_bytes;
+    if (capacity == kAutoCapacity) {
+      capacity = use_cuda ? static_cast<std::size_t>(
+                                static_cast<double>(cuda::free_device_memory(dev.cuda_device)) *
+                                cuda::kDefaultVramFraction)
+                          : kDefaultSimulatedDeviceBytes;
+    }
+    if (capacity > 0) {
+      arenas_[0] = use_cuda ? cuda::make_device_arena(dev.cuda_device, capacity)
+                            : std::make_unique<HostMemoryArena>(capacity, "simulated");
+    }
+  } else {
+    backend_reason_ = dev.backend == DeviceBackend::None ? "DeviceBackend::None was requested"
+                                                          : "device.capacity_bytes is 0";
   }
+  // Host tier: page-locked when the CUDA backend is active (DMA to and from
+  // VRAM), ordinary pages otherwise.
   if (options_.host.capacity_bytes > 0) {
-    arenas_[1] = std::make_unique<HostMemoryArena>(options_.host.capacity_bytes, "host");
+    if (use_cuda && options_.host.pinned) {
+      arenas_[1] = cuda::make_pinned_host_arena(dev.cuda_device, options_.host.capacity_bytes);
+    } else {
+      arenas_[1] = std::make_unique<HostMemoryArena>(options_.host.capacity_bytes, "host");
+    }
   }
   if (options_.disk.enabled) {
     store_ = std::make_unique<SpillStore>(options_.disk);
@@ -106,6 +137,11 @@ bool PoolCore::tier_enabled(Tier t) const {
 
 std::string_view PoolCore::device_backend_name() const {
   return arenas_[0] ? arenas_[0]->backend() : std::string_view("none");
+}
+
+std::string_view PoolCore::host_memory_kind() const {
+  if (!arenas_[1]) return "none";
+  return arenas_[1]->backend() == "pinned" ? "pinned" : "pageable";
 }
 
 std::string PoolCore::spill_directory() const { return spill_dir_; }
@@ -360,37 +396,42 @@ void PoolCore::launch_move(BufferRecord* r, Tier to, void* dst, std::optional<Sp
   });
 }
 
+namespace {
+// Host memory for moves between disk and a device tier that is not host
+// accessible. Outside every tier's budget ("does not take host capacity"),
+// one per IO thread, grown to the largest such move and kept.
+unsigned char* staging(std::size_t bytes) {
+  thread_local std::vector<unsigned char> buf;
+  if (buf.size() < bytes) buf.resize(bytes);
+  return buf.data();
+}
+}  // namespace
+
 void PoolCore::copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,
                           std::uint64_t* stored) {
   *stored = r->size;
   if (to == Tier::Disk) {
     MemoryArena* src = arena(from);
+    const void* bytes = r->block[tier_index(from)];
     if (!src->host_accessible()) {
-      throw std::logic_error("spillway: spilling from a device that is not host-accessible "
-                             "needs staging buffers (CUDA backend)");
+      unsigned char* stage = staging(r->size);
+      src->copy_to_host(stage, bytes, r->size);
+      bytes = stage;
     }
-    const RecordInfo info = store_->write(*ext, r->id, r->block[tier_index(from)], r->size);
+    const RecordInfo info = store_->write(*ext, r->id, bytes, r->size);
     *stored = info.stored_bytes;
     return;
   }
   MemoryArena* dst_arena = arena(to);
   if (from == Tier::Disk) {
+    void* into = dst_arena->host_accessible() ? dst : staging(r->size);
     if (r->disk_zero) {
-      std::vector<unsigned char> zeros;
-      if (dst_arena->host_accessible()) {
-        std::memset(dst, 0, r->size);
-      } else {
-        zeros.assign(r->size, 0);
-        dst_arena->copy_from_host(dst, zeros.data(), r->size);
-      }
+      std::memset(into, 0, r->size);
       *stored = 0;
-      return;
+    } else {
+      *stored = store_->read(r->extent, r->id, into, r->size);
     }
-    if (!dst_arena->host_accessible()) {
-      throw std::logic_error("spillway: fetching into a device that is not host-accessible "
-                             "needs staging buffers (CUDA backend)");
-    }
-    *stored = store_->read(r->extent, r->id, dst, r->size);
+    if (into != dst) dst_arena->copy_from_host(dst, into, r->size);
     return;
   }
   MemoryArena* src_arena = arena(from);
@@ -889,7 +930,7 @@ PoolStats PoolCore::stats() const {
     if (a == nullptr) continue;
     const SubAllocatorStats as = a->stats();
     ts.enabled = true;
-    ts.capacity_bytes = as.capacity_bytes;
+    ts.capacity_bytes = a->capacity();
     ts.used_bytes = as.used_bytes;
     ts.largest_free_bytes = as.largest_free_bytes;
     ts.fragmentation = as.fragmentation;

@@ -130,6 +130,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const PoolOptions& options() const { return options_; }
   bool tier_enabled(Tier t) const;
   std::string_view device_backend_name() const;
+  const std::string& device_backend_reason() const { return backend_reason_; }
+  std::string_view host_memory_kind() const;
   std::string spill_directory() const;
   void check_open() const;  // throws std::logic_error after shutdown
 
@@ -190,6 +192,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::array<std::unique_ptr<MemoryArena>, 2> arenas_;
   std::unique_ptr<SpillStore> store_;
   std::string spill_dir_;
+  std::string backend_reason_;
   std::unique_ptr<IoExecutor> io_;
 
   mutable std::mutex mu_;

@@ -35,11 +35,16 @@ class MemoryArena {
   // A block of at least `bytes` (rounded to SubAllocator::kAlignment), or
   // nullptr when no free extent holds it.
   void* allocate(std::size_t bytes) {
+    if (auto p = alloc_.allocate(bytes)) return reinterpret_cast<void*>(p);
+    if (!grow(bytes)) return nullptr;
     return reinterpret_cast<void*>(alloc_.allocate(bytes));
   }
   void free(void* block) { alloc_.free(reinterpret_cast<std::uintptr_t>(block)); }
-  bool fits(std::size_t bytes) const { return alloc_.fits(bytes); }
+  bool fits(std::size_t bytes) const {
+    return alloc_.fits(bytes) || alloc_.capacity() + footprint(bytes) <= capacity_;
+  }
   SubAllocatorStats stats() const { return alloc_.stats(); }
+  // The tier's budget (mapped memory may be less, for arenas that grow).
   std::size_t capacity() const { return capacity_; }
   std::size_t used() const { return alloc_.used(); }
   // The bytes a request of `bytes` takes from the arena.
@@ -54,8 +59,16 @@ class MemoryArena {
   }
 
  protected:
+  // Arenas that map memory on demand (the CUDA ones) add a region that holds
+  // at least `bytes` while the mapped total stays within capacity_; false
+  // when they cannot (budget reached, or the runtime refused).
+  virtual bool grow(std::size_t bytes) {
+    (void)bytes;
+    return false;
+  }
+
   SubAllocator alloc_;
-  std::size_t capacity_;
+  std::size_t capacity_;  // the tier's budget; mapped regions never exceed it
 };
 
 // An arena in ordinary (pageable) host memory: one anonymous mapping of the

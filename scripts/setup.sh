@@ -27,16 +27,17 @@ for p in "${packages[@]}"; do
 done
 
 if ((${#missing[@]})); then
-  echo "setup: installing ${#missing[@]} missing Debian packages: ${missing[*]}"
+  echo "setup: ${#missing[@]} Debian packages missing: ${missing[*]}"
   if [[ $(id -u) -eq 0 ]]; then
     sudo=()
   elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
     sudo=(sudo)
   else
-    echo "setup: not root and no passwordless sudo. Run this, then re-run the command:" >&2
-    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    echo "setup: not root and no passwordless sudo. Run this as root, then re-run the command:" >&2
+    echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
     exit 1
   fi
+  echo "setup: installing them with ${sudo[*]:-}${sudo:+ }apt-get"
   export DEBIAN_FRONTEND=noninteractive
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

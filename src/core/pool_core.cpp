@@ -59,7 +59,7 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
       use_cuda = true;
       backend_reason_ = "DeviceBackend::Cuda was requested";
     } else if (dev.backend == DeviceBackend::Auto) {
-      use_cuda = cuda::compiled() && cuda::device_available(dev.cuda_device, &why);
+      use_cuda = cuda::device_available(dev.cuda_device, &why);
       backend_reason_ = use_cuda ? "Auto: a CUDA device is present"
                                  : "Auto: simulated, because " + why;
     } else {

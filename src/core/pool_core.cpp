@@ -2,6 +2,7 @@
 // See pool_core.hpp for the state machine this file implements.
 #include "pool_core.hpp"
 
+#include "src/instrument/nvtx.hpp"
 #include "tiers/device/cuda_backend.hpp"
 
 #include <algorithm>
@@ -448,6 +449,7 @@ void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
   SpillExtent extent = ext.value_or(SpillExtent{});
   const auto t0 = Clock::now();
   try {
+    NvtxRange range(tier_index(to) > tier_index(from) ? "spillway spill" : "spillway fetch");
     copy_bytes(r, from, to, dst, &extent, &stored);
   } catch (...) {
     error = std::current_exception();
@@ -686,6 +688,7 @@ void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
   const auto start = Clock::now();
   const auto deadline = start + options_.pressure_wait;
   ++pin_waits_;
+  NvtxRange wait_range("spillway pin wait");
   emit(TraceKind::PinWait, r, r->primary, where, EvictionReason::Pressure, true, 0);
   struct StallClock {
     PoolCore* core;

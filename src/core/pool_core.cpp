@@ -97,6 +97,7 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
   if (!arenas_[0] && !arenas_[1] && !store_) {
     throw std::invalid_argument("spillway: PoolOptions: every tier is turned off");
   }
+  nvtx_initialize();
   io_ = std::make_unique<IoExecutor>(options_.io_threads);
 }
 

@@ -6,9 +6,20 @@
 
 #if defined(SPILLWAY_HAVE_CUDA)
 #include <nvtx3/nvToolsExt.h>
+
+#include <mutex>
 #endif
 
 namespace spillway::detail {
+
+// NVTX initialises itself lazily on the first call, racing with calls from
+// other threads. The pool calls this before it starts its IO workers.
+inline void nvtx_initialize() {
+#if defined(SPILLWAY_HAVE_CUDA)
+  static std::once_flag once;
+  std::call_once(once, [] { nvtxInitialize(nullptr); });
+#endif
+}
 
 class NvtxRange {
  public:

@@ -675,3 +675,87 @@ INSTANTIATE_TEST_SUITE_P(Codecs, SpillStoreConcurrent,
 
 }  // namespace
 }  // namespace spillway::detail
+
+namespace spillway::detail {
+namespace {
+
+// Serves a "device" buffer that the store may not address, by copying slices
+// through a staging buffer, as the CUDA backend does.
+class CopyingSlices final : public SliceIo {
+ public:
+  explicit CopyingSlices(std::vector<unsigned char>& device) : device_(device) {}
+  const void* source(std::size_t offset, std::size_t n) override {
+    check(offset, n);
+    stage_.assign(device_.begin() + offset, device_.begin() + offset + n);
+    return stage_.data();
+  }
+  void* target(std::size_t offset, std::size_t n) override {
+    check(offset, n);
+    stage_.assign(n, 0xCD);
+    return stage_.data();
+  }
+  void deliver(std::size_t offset, std::size_t n) override {
+    std::copy(stage_.begin(), stage_.begin() + n, device_.begin() + offset);
+    ++delivered_;
+  }
+  std::size_t largest_slice = 0;
+  int delivered_ = 0;
+
+ private:
+  void check(std::size_t offset, std::size_t n) {
+    ASSERT_LE(offset + n, device_.size());
+    ASSERT_LE(n, kSliceBytes);
+    largest_slice = std::max(largest_slice, n);
+  }
+  std::vector<unsigned char>& device_;
+  std::vector<unsigned char> stage_;
+};
+
+TEST(SpillStoreSlices, StagedRecordsRoundTripAndMatchDirectOnes) {
+  spillway::testing::ScratchDir dir;
+  for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
+    SpillStore store(disk_in(dir.path(), c));
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{4095},
+                          (std::size_t{1} << 20) + 3, std::size_t{5} << 20}) {
+      for (bool compressible : {false, true}) {
+        std::vector<unsigned char> device = pattern(n, n + 17, compressible);
+        const std::vector<unsigned char> original = device;
+        // Staged write, direct read.
+        CopyingSlices io(device);
+        auto ext = store.reserve(n);
+        store.write(*ext, 9, n, io);
+        EXPECT_LE(io.largest_slice, SliceIo::kSliceBytes);
+        std::vector<unsigned char> direct(n);
+        store.read(*ext, 9, direct.data(), n);
+        EXPECT_EQ(direct, original) << "codec " << static_cast<int>(c) << " size " << n;
+        // Direct write, staged read.
+        auto ext2 = store.reserve(n);
+        store.write(*ext2, 10, original.data(), n);
+        std::fill(device.begin(), device.end(), 0);
+        CopyingSlices back(device);
+        store.read(*ext2, 10, n, back);
+        EXPECT_EQ(device, original) << "codec " << static_cast<int>(c) << " size " << n;
+        EXPECT_EQ(back.delivered_, static_cast<int>((n + SliceIo::kSliceBytes - 1) / SliceIo::kSliceBytes));
+        store.release(*ext);
+        store.release(*ext2);
+      }
+    }
+  }
+}
+
+TEST(SpillStoreSlices, StagedReadOfADamagedRecordThrows) {
+  spillway::testing::ScratchDir dir;
+  auto env = std::make_shared<spillway::testing::FaultyEnv>();
+  DiskOptions o = disk_in(dir.path(), Compression::None);
+  o.env = env;
+  SpillStore store(o);
+  std::vector<unsigned char> device = pattern(3 << 20, 5, false);
+  auto ext = store.reserve(device.size());
+  store.write(*ext, 1, device.data(), device.size());
+  env->flip_reads = true;
+  CopyingSlices io(device);
+  EXPECT_THROW(store.read(*ext, 1, device.size(), io), CorruptionError);
+}
+
+}  // namespace
+}  // namespace spillway::detail

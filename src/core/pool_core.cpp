@@ -399,14 +399,29 @@ void PoolCore::launch_move(BufferRecord* r, Tier to, void* dst, std::optional<Sp
 }
 
 namespace {
-// Host memory for moves between disk and a device tier that is not host
-// accessible. Outside every tier's budget ("does not take host capacity"),
-// one per IO thread, grown to the largest such move and kept.
-unsigned char* staging(std::size_t bytes) {
-  thread_local std::vector<unsigned char> buf;
-  if (buf.size() < bytes) buf.resize(bytes);
-  return buf.data();
-}
+// Moves between disk and a device tier that is not host accessible go
+// through one slice of host staging memory per IO thread, outside every
+// tier's budget (a disk <-> device move does not take host capacity).
+class StagedSlices final : public SliceIo {
+ public:
+  StagedSlices(MemoryArena* arena, void* block) : arena_(arena), block_(static_cast<unsigned char*>(block)) {}
+  const void* source(std::size_t offset, std::size_t n) override {
+    arena_->copy_to_host(stage(), block_ + offset, n);
+    return stage();
+  }
+  void* target(std::size_t, std::size_t) override { return stage(); }
+  void deliver(std::size_t offset, std::size_t n) override {
+    arena_->copy_from_host(block_ + offset, stage(), n);
+  }
+
+ private:
+  static unsigned char* stage() {
+    thread_local std::vector<unsigned char> buf(kSliceBytes);
+    return buf.data();
+  }
+  MemoryArena* arena_;
+  unsigned char* block_;
+};
 }  // namespace
 
 void PoolCore::copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,
@@ -414,26 +429,34 @@ void PoolCore::copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillE
   *stored = r->size;
   if (to == Tier::Disk) {
     MemoryArena* src = arena(from);
-    const void* bytes = r->block[tier_index(from)];
-    if (!src->host_accessible()) {
-      unsigned char* stage = staging(r->size);
-      src->copy_to_host(stage, bytes, r->size);
-      bytes = stage;
+    void* block = r->block[tier_index(from)];
+    RecordInfo info;
+    if (src->host_accessible()) {
+      info = store_->write(*ext, r->id, block, r->size);
+    } else {
+      StagedSlices io(src, block);
+      info = store_->write(*ext, r->id, r->size, io);
     }
-    const RecordInfo info = store_->write(*ext, r->id, bytes, r->size);
     *stored = info.stored_bytes;
     return;
   }
   MemoryArena* dst_arena = arena(to);
   if (from == Tier::Disk) {
-    void* into = dst_arena->host_accessible() ? dst : staging(r->size);
-    if (r->disk_zero) {
-      std::memset(into, 0, r->size);
-      *stored = 0;
+    if (dst_arena->host_accessible()) {
+      if (r->disk_zero) std::memset(dst, 0, r->size);
+      else *stored = store_->read(r->extent, r->id, dst, r->size);
+    } else if (r->disk_zero) {
+      StagedSlices io(dst_arena, dst);
+      for (std::size_t done = 0; done < r->size; done += SliceIo::kSliceBytes) {
+        const std::size_t n = std::min(SliceIo::kSliceBytes, r->size - done);
+        std::memset(io.target(done, n), 0, n);
+        io.deliver(done, n);
+      }
     } else {
-      *stored = store_->read(r->extent, r->id, into, r->size);
+      StagedSlices io(dst_arena, dst);
+      *stored = store_->read(r->extent, r->id, r->size, io);
     }
-    if (into != dst) dst_arena->copy_from_host(dst, into, r->size);
+    if (r->disk_zero) *stored = 0;
     return;
   }
   MemoryArena* src_arena = arena(from);

@@ -80,7 +80,8 @@ void encode_header(unsigned char* h, const Header& v) {
 // just before it is written (or just after it is read) while it is still in
 // the CPU's cache. 1 MiB measured best on the reference machine (256 KiB
 // slices cost more in system calls than they saved in cache misses).
-constexpr std::size_t kIoSliceBytes = 1024 * 1024;
+constexpr std::size_t kIoSliceBytes = SliceIo::kSliceBytes;
+static_assert(kChunkBytes <= SliceIo::kSliceBytes, "LZ4 chunks are asked for as slices");
 
 // A per-thread hashing state, reused across records.
 XXH3_state_t* hash_state() {
@@ -207,8 +208,36 @@ void SpillStore::note_write_bandwidth(std::uint64_t bytes, double seconds) {
   write_bandwidth_.store(old * 0.8 + bw * 0.2, std::memory_order_relaxed);
 }
 
+namespace {
+// The SliceIo of a record whose bytes are in ordinary host memory: slices
+// point straight into it, nothing is copied.
+class HostSlices final : public SliceIo {
+ public:
+  HostSlices(const void* src, void* dst)
+      : src_(static_cast<const unsigned char*>(src)), dst_(static_cast<unsigned char*>(dst)) {}
+  const void* source(std::size_t offset, std::size_t) override { return src_ + offset; }
+  void* target(std::size_t offset, std::size_t) override { return dst_ + offset; }
+
+ private:
+  const unsigned char* src_;
+  unsigned char* dst_;
+};
+}  // namespace
+
 RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const void* data,
                              std::size_t bytes) {
+  HostSlices io(data, nullptr);
+  return write(extent, buffer_id, bytes, io);
+}
+
+std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_id, void* dst,
+                               std::size_t bytes) {
+  HostSlices io(nullptr, dst);
+  return read(extent, buffer_id, bytes, io);
+}
+
+RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::size_t bytes,
+                             SliceIo& io) {
   if (extent.bytes < reservation_bytes(bytes) || extent.offset % kExtentBytes != 0) {
     throw std::invalid_argument("SpillStore::write: a record of " + std::to_string(bytes) +
                                 " bytes needs an extent of " +
@@ -221,7 +250,8 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const
   Header h{RecordCodec::Raw, kChunkBytes, buffer_id, bytes, bytes, 0};
   std::uint64_t payload = bytes;
   bool compressed = false;
-  if (should_compress(data, bytes)) {
+  if (compression_ != Compression::None &&
+      should_compress(io.source(0, std::min(bytes, kSampleBytes)), bytes)) {
     // [header][u32 len | chunk]...; the header goes in last.
     const std::size_t chunks = (bytes + kChunkBytes - 1) / kChunkBytes;
     const std::size_t bound = kRecordHeaderBytes + chunks * (4 + static_cast<std::size_t>(
@@ -229,11 +259,11 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const
     auto& buf = scratch(bound);
     unsigned char* out = buf.data() + kRecordHeaderBytes;
     std::size_t pos = 0;
-    const auto* src = static_cast<const char*>(data);
     for (std::size_t done = 0; done < bytes; done += kChunkBytes) {
       const int in = static_cast<int>(std::min<std::size_t>(kChunkBytes, bytes - done));
       const int cap = LZ4_compressBound(in);
-      const int n = LZ4_compress_default(src + done, reinterpret_cast<char*>(out + pos + 4), in, cap);
+      const auto* src = static_cast<const char*>(io.source(done, static_cast<std::size_t>(in)));
+      const int n = LZ4_compress_default(src, reinterpret_cast<char*>(out + pos + 4), in, cap);
       if (n > 0 && n < in) {
         put<std::uint32_t>(out + pos, static_cast<std::uint32_t>(n));
         pos += 4 + static_cast<std::size_t>(n);
@@ -241,7 +271,7 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const
         break;  // the first chunk does not shrink: store the record raw
       } else {
         put<std::uint32_t>(out + pos, static_cast<std::uint32_t>(in) | kRawChunkFlag);
-        std::memcpy(out + pos + 4, src + done, static_cast<std::size_t>(in));
+        std::memcpy(out + pos + 4, src, static_cast<std::size_t>(in));
         pos += 4 + static_cast<std::size_t>(in);
       }
     }
@@ -263,12 +293,12 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const
     // and write the header (which holds the checksum) last.
     XXH3_state_t* state = hash_state();
     XXH3_64bits_reset(state);
-    const auto* src = static_cast<const unsigned char*>(data);
     const auto w0 = Clock::now();
     for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
       const std::size_t n = std::min(kIoSliceBytes, bytes - done);
-      XXH3_64bits_update(state, src + done, n);
-      write_all(src + done, n, extent.offset + kRecordHeaderBytes + done);
+      const void* src = io.source(done, n);
+      XXH3_64bits_update(state, src, n);
+      write_all(src, n, extent.offset + kRecordHeaderBytes + done);
     }
     h.payload_sum = XXH3_64bits_digest(state);
     unsigned char header[kRecordHeaderBytes];
@@ -288,8 +318,8 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, const
   return info;
 }
 
-std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_id, void* dst,
-                               std::size_t bytes) {
+std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_id,
+                               std::size_t bytes, SliceIo& io) {
   unsigned char hb[kRecordHeaderBytes];
   read_all(hb, kRecordHeaderBytes, extent.offset);
   const std::uint64_t off = extent.offset;
@@ -323,11 +353,12 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
     // Read and hash slice by slice, so each slice is hashed while in cache.
     XXH3_state_t* state = hash_state();
     XXH3_64bits_reset(state);
-    auto* out = static_cast<unsigned char*>(dst);
     for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
       const std::size_t n = std::min(kIoSliceBytes, bytes - done);
-      read_all(out + done, n, off + kRecordHeaderBytes + done);
-      XXH3_64bits_update(state, out + done, n);
+      void* into = io.target(done, n);
+      read_all(into, n, off + kRecordHeaderBytes + done);
+      XXH3_64bits_update(state, into, n);
+      io.deliver(done, n);
     }
     const std::uint64_t sum = XXH3_64bits_digest(state);
     if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
@@ -343,7 +374,6 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
   read_all(buf.data(), stored, off + kRecordHeaderBytes);
   const std::uint64_t sum = XXH3_64bits(buf.data(), stored);
   if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
-  auto* out = static_cast<char*>(dst);
   std::size_t pos = 0, done = 0;
   while (done < bytes) {
     const std::size_t want = std::min<std::size_t>(chunk_bytes, bytes - done);
@@ -352,16 +382,18 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
     const std::size_t len = word & ~kRawChunkFlag;
     pos += 4;
     if (pos + len > stored) throw CorruptionError(buffer_id, off, "chunk overruns the record", stored, pos + len);
+    auto* out = static_cast<char*>(io.target(done, want));
     if ((word & kRawChunkFlag) != 0) {
       if (len != want) throw CorruptionError(buffer_id, off, "raw chunk size differs", want, len);
-      std::memcpy(out + done, buf.data() + pos, len);
+      std::memcpy(out, buf.data() + pos, len);
     } else {
-      const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(buf.data() + pos), out + done,
+      const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(buf.data() + pos), out,
                                         static_cast<int>(len), static_cast<int>(want));
       if (n != static_cast<int>(want)) {
         throw CorruptionError(buffer_id, off, "LZ4 chunk does not decode", want, static_cast<std::uint64_t>(n < 0 ? 0 : n));
       }
     }
+    io.deliver(done, want);
     pos += len;
     done += want;
   }

@@ -63,6 +63,27 @@ struct RecordInfo {
   double seconds = 0.0;            // time spent encoding and writing
 };
 
+// How a record's bytes reach memory the store cannot address directly (VRAM):
+// the store asks for them one slice at a time (at most kSliceBytes, in
+// order), so staging needs only one slice of host memory.
+class SliceIo {
+ public:
+  static constexpr std::size_t kSliceBytes = std::size_t{1} << 20;
+  virtual ~SliceIo() = default;
+  // Writing: host memory holding the record's bytes [offset, offset + n),
+  // valid until the next call.
+  virtual const void* source(std::size_t offset, std::size_t n) = 0;
+  // Reading: host memory to receive bytes [offset, offset + n); deliver()
+  // follows once they are there. A record that then fails its checksum
+  // throws CorruptionError after some slices were delivered: the caller
+  // must discard the destination.
+  virtual void* target(std::size_t offset, std::size_t n) = 0;
+  virtual void deliver(std::size_t offset, std::size_t n) {
+    (void)offset;
+    (void)n;
+  }
+};
+
 struct SpillStoreStats {
   std::uint64_t capacity_bytes = 0;     // the quota (kUnlimited when none)
   std::uint64_t used_bytes = 0;         // bytes of extents in use
@@ -97,6 +118,10 @@ class SpillStore {
   std::uint64_t read(const SpillExtent& extent, std::uint64_t buffer_id, void* dst,
                      std::size_t bytes);
   void release(const SpillExtent& extent);
+  // The same, slice by slice through `io` (for bytes not in host memory).
+  RecordInfo write(SpillExtent& extent, std::uint64_t buffer_id, std::size_t bytes, SliceIo& io);
+  std::uint64_t read(const SpillExtent& extent, std::uint64_t buffer_id, std::size_t bytes,
+                     SliceIo& io);
 
   SpillStoreStats stats() const;
 

@@ -153,11 +153,6 @@ std::uint64_t PoolCore::tier_capacity(Tier t) const {
   return arena(t) ? arena(t)->capacity() : 0;
 }
 
-std::uint64_t PoolCore::tier_used(Tier t) const {
-  if (t == Tier::Disk) return store_ ? store_->stats().used_bytes : 0;
-  return arena(t) ? arena(t)->used() : 0;
-}
-
 // ---- lists ---------------------------------------------------------------------
 
 void PoolCore::link(BufferRecord* r) {

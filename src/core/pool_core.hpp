@@ -141,7 +141,6 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   MemoryArena* arena(Tier t) const { return t == Tier::Disk ? nullptr : arenas_[tier_index(t)].get(); }
   std::uint64_t tier_capacity(Tier t) const;
-  std::uint64_t tier_used(Tier t) const;
 
   // List maintenance.
   void link(BufferRecord* r);    // into the lists its state calls for

@@ -40,9 +40,6 @@ class MemoryArena {
     return reinterpret_cast<void*>(alloc_.allocate(bytes));
   }
   void free(void* block) { alloc_.free(reinterpret_cast<std::uintptr_t>(block)); }
-  bool fits(std::size_t bytes) const {
-    return alloc_.fits(bytes) || alloc_.capacity() + footprint(bytes) <= capacity_;
-  }
   SubAllocatorStats stats() const { return alloc_.stats(); }
   // The tier's budget (mapped memory may be less, for arenas that grow).
   std::size_t capacity() const { return capacity_; }

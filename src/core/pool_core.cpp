@@ -109,6 +109,7 @@ void PoolCore::shutdown() {
     if (closed_) return;
     closed_ = true;
   }
+  cv_.notify_all();  // waiters see the pool closed and throw
   io_->shutdown();  // finishes and commits every move in flight
   Lock lk(mu_);
   bool pins_live = false;

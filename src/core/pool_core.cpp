@@ -340,6 +340,7 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
   if (a == nullptr || need > a->capacity()) return nullptr;
   const std::uint64_t failures_at_start = errors_.spill_write_failures;
   for (;;) {
+    check_open();  // the pool may have been destroyed while this thread waited
     if (void* b = try_block(t, bytes)) {
       release_deferred(lk);
       return b;

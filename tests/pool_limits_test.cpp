@@ -3,7 +3,9 @@
 // disabled tiers, and a pool destroyed before its buffers.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 #include "test_util.hpp"
 
@@ -277,6 +279,79 @@ TEST(PoolLimits, PoolDestroyedWithLiveBuffersDetachesThem) {
   EXPECT_THROW(b.tier(), std::logic_error);
   held.release();
   a.reset();  // no crash, no double free
+  EXPECT_EQ(dir.regular_files(), 0u);
+}
+
+// A victim that has nowhere to go must not stop the pool from evicting a
+// later, smaller victim that does fit.
+TEST(PoolLimits, UnmovableLruVictimDoesNotBlockASmallerOne) {
+  constexpr std::size_t KiB = 1024;
+  ScratchDir dir;
+  PoolOptions o = testing::small_options(dir.path(), 1 << 20, 1 << 20);
+  o.disk.enabled = false;
+  o.high_watermark = 1.0;  // no proactive spills: keep the layout exact
+  Pool pool(o);
+  Buffer h = pool.allocate(512 * KiB, Tier::Host, "host-pinned");
+  Pin hp = h.pin(Tier::Host);
+  Buffer c = pool.allocate(256 * KiB, Tier::Host, "c");
+  Buffer x = pool.allocate(768 * KiB, Tier::Device, "x-big-lru");
+  Buffer w = pool.allocate(256 * KiB, Tier::Device, "w-small");
+  ASSERT_EQ(x.tier(), Tier::Device);
+  ASSERT_EQ(w.tier(), Tier::Device);
+  ASSERT_EQ(c.tier(), Tier::Host);
+  // Host has 256 KiB free: w fits there, x (older) does not. Evicting w
+  // makes room on the device for c.
+  Pin cp;
+  ASSERT_NO_THROW(cp = c.pin(Tier::Device));
+  EXPECT_EQ(c.tier(), Tier::Device);
+  EXPECT_EQ(w.tier(), Tier::Host);
+  EXPECT_EQ(x.tier(), Tier::Device);
+}
+
+// Reads stall while `slow` is set, so a test can act during a fetch.
+class SlowReadEnv : public IoEnvWrapper {
+ public:
+  SlowReadEnv() : IoEnvWrapper(IoEnv::posix()) {}
+  std::atomic<bool> slow{false};
+  std::atomic<bool> in_read{false};
+  ssize_t pread(int fd, void* data, std::size_t n, off_t off) override {
+    if (slow.load()) {
+      in_read = true;
+      std::this_thread::sleep_for(200ms);
+    }
+    return IoEnvWrapper::pread(fd, data, n, off);
+  }
+};
+
+// The Pool destroyed while another thread's pin fetches on that thread: the
+// fetch finishes into valid memory (storage is not torn down under it) or
+// pin throws logic_error; never a crash or wrong bytes.
+TEST(PoolLimits, PoolDestroyedDuringACallerRunFetch) {
+  ScratchDir dir;
+  PoolOptions o = testing::small_options(dir.path());
+  auto env = std::make_shared<SlowReadEnv>();
+  o.disk.env = env;
+  auto pool = std::make_unique<Pool>(o);
+  Buffer b = filled(*pool, 256 * 1024, Tier::Host, 7);
+  b.evict(Tier::Disk);
+  ASSERT_EQ(b.tier(), Tier::Disk);
+  env->slow = true;
+  std::atomic<int> outcome{0};  // 1 pinned and intact, 2 logic_error, 3 other error, 4 bad bytes
+  std::thread t([&] {
+    try {
+      Pin p = b.pin(Tier::Host, Access::Read);
+      outcome = find_mismatch(p.data(), p.size(), 7, 0) == -1 ? 1 : 4;
+    } catch (const std::logic_error&) {
+      outcome = 2;
+    } catch (...) {
+      outcome = 3;
+    }
+  });
+  while (!env->in_read) std::this_thread::sleep_for(1ms);
+  pool.reset();  // while the fetch runs on t
+  t.join();
+  EXPECT_TRUE(outcome == 1 || outcome == 2) << "outcome " << outcome;
+  b.reset();
   EXPECT_EQ(dir.regular_files(), 0u);
 }
 

@@ -8,11 +8,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <system_error>
 
 namespace spillway::detail {
+
+namespace {
+// How many eviction candidates one start_evictions call looks at, at most.
+constexpr int kMaxVictimScan = 4096;
+}  // namespace
 
 // ---- RecordList ---------------------------------------------------------------
 
@@ -110,8 +116,17 @@ void PoolCore::shutdown() {
     closed_ = true;
   }
   cv_.notify_all();  // waiters see the pool closed and throw
-  io_->shutdown();  // finishes and commits every move in flight
+  io_->shutdown();  // finishes and commits every move queued on the workers
   Lock lk(mu_);
+  // Moves that callers run on their own threads (pin fetches, explicit
+  // evictions) still read or write the arenas and the spill file: wait for
+  // them, within io_timeout. One that outlasts it keeps storage alive; the
+  // core, which its Buffer holds, frees it when the last handle goes.
+  if (!cv_.wait_for(lk, options_.io_timeout, [this] { return moves_in_flight_ == 0; })) {
+    ++errors_.timeouts;
+    for (auto& [id, r] : records_) unlink(r.get());
+    return;
+  }
   bool pins_live = false;
   for (auto& [id, r] : records_) {
     unlink(r.get());
@@ -287,8 +302,14 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
   bool changed = false;
   std::uint64_t freed = 0;  // bytes freed at once by clean evictions
   const int ti = tier_index(t);
+  // A victim that has nowhere to go does not stop the scan: a smaller one
+  // behind it may fit. Copy-down fails for every size at or above the
+  // smallest that failed (best fit: no extent holds it), so those are skipped
+  // without trying; the scan is bounded so the lock is not held for long.
+  std::uint64_t smallest_failed = std::numeric_limits<std::uint64_t>::max();
+  int examined = 0;
   BufferRecord* v = primary_lists_[ti].front();
-  while (v != nullptr && pending_out_[ti] + freed < want) {
+  while (v != nullptr && pending_out_[ti] + freed < want && ++examined <= kMaxVictimScan) {
     BufferRecord* next = RecordList::next(v, kPrimaryList, ti);
     if (options_.policy == EvictionPolicy::Lookahead) {
       // Farthest next use first among the oldest few; unhinted buffers
@@ -296,7 +317,9 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
       BufferRecord* best = v;
       BufferRecord* c = v;
       for (int i = 0; i < 64 && c != nullptr; ++i) {
-        if (c->next_use > best->next_use) best = c;
+        const bool movable = c->footprint < smallest_failed || c->has_clean(Tier::Host) ||
+                             c->has_clean(Tier::Disk);
+        if (movable && c->next_use > best->next_use) best = c;
         c = RecordList::next(c, kPrimaryList, ti);
       }
       if (best != v) next = v;
@@ -304,7 +327,17 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
     }
     const std::uint64_t footprint = v->footprint;
     const std::uint64_t pending_before = pending_out_[ti];
-    if (!evict_one(v, reason)) break;  // nowhere to put victims now; a later attempt retries
+    const bool clean_below = v->has_clean(Tier::Host) || v->has_clean(Tier::Disk);
+    if (!clean_below && footprint >= smallest_failed) {
+      v = next;
+      continue;
+    }
+    if (!evict_one(v, reason)) {
+      // Nowhere to put this one now; a later attempt retries it.
+      smallest_failed = std::min(smallest_failed, footprint);
+      v = next;
+      continue;
+    }
     changed = true;
     if (pending_out_[ti] == pending_before) freed += footprint;
     v = next;

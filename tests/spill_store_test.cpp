@@ -371,6 +371,75 @@ TEST(SpillStore, PayloadBitFlipsAnywhereAreCaught) {
   EXPECT_EQ(back, data);
 }
 
+// Reads fail with EIO once `reads_left` reaches zero (negative: never).
+class FailLaterEnv : public testing::FaultyEnv {
+ public:
+  std::atomic<int> reads_left{-1};
+  ssize_t pread(int fd, void* d, std::size_t n, off_t off) override {
+    if (reads_left.load() == 0) {
+      errno = EIO;
+      return -1;
+    }
+    if (reads_left.load() > 0) --reads_left;
+    return FaultyEnv::pread(fd, d, n, off);
+  }
+};
+
+// Raw records of HashWorker::kMinBytes and more are checksummed on the
+// helper thread: flips are still caught, and a read that fails half way
+// leaves the helper out of the destination before the error reaches the
+// caller (which frees it at once).
+TEST(SpillStore, LargeRawRecordsHashedBesideTheIoAreVerified) {
+  ScratchDir dir;
+  auto env = std::make_shared<RecordingEnv>();
+  DiskOptions o = disk_in(dir.path(), Compression::None);
+  o.env = env;
+  SpillStore store(o);
+  const std::size_t n = HashWorker::kMinBytes * 2 + 123;
+  auto data = pattern(n, 16, false);
+  auto ext = store.reserve(n);
+  store.write(*ext, 16, data.data(), n);
+  std::vector<unsigned char> back(n);
+  EXPECT_EQ(store.read(*ext, 16, back.data(), n), kRecordHeaderBytes + n);
+  EXPECT_EQ(back, data);
+  for (int at : {0, 4095, 100000}) {  // in every payload slice
+    env->flip_at = at;
+    EXPECT_THROW(store.read(*ext, 16, back.data(), n), CorruptionError) << "byte " << at;
+  }
+  env->flip_at = -1;
+  // The same bytes in a file written slice by slice (a small max_io) hash
+  // to the same checksum: the helper's digest is the record's XXH3.
+  env->max_io = 1 << 16;
+  auto ext2 = store.reserve(n);
+  store.write(*ext2, 17, data.data(), n);
+  env->max_io = ~std::size_t{0};
+  std::fill(back.begin(), back.end(), 0);
+  store.read(*ext2, 17, back.data(), n);
+  EXPECT_EQ(back, data);
+}
+
+TEST(SpillStore, LargeRawRecordReadFailingHalfWayIsAnIoError) {
+  ScratchDir dir;
+  auto env = std::make_shared<FailLaterEnv>();
+  DiskOptions o = disk_in(dir.path(), Compression::None);
+  o.env = env;
+  SpillStore store(o);
+  const std::size_t n = HashWorker::kMinBytes * 2;
+  auto data = pattern(n, 18, false);
+  auto ext = store.reserve(n);
+  store.write(*ext, 18, data.data(), n);
+  for (int left : {1, 3, 6}) {  // the header, then some payload slices
+    auto back = std::make_unique<std::vector<unsigned char>>(n);
+    env->reads_left = left;
+    EXPECT_THROW(store.read(*ext, 18, back->data(), n), IoError) << "after " << left << " reads";
+    back.reset();  // ASan: the helper must not read this any more
+  }
+  env->reads_left = -1;
+  std::vector<unsigned char> back(n);
+  store.read(*ext, 18, back.data(), n);
+  EXPECT_EQ(back, data);
+}
+
 // Captures the spill file's descriptor so a test can overwrite records.
 class FdEnv : public testing::FaultyEnv {
  public:

@@ -217,6 +217,8 @@ class HostSlices final : public SliceIo {
       : src_(static_cast<const unsigned char*>(src)), dst_(static_cast<unsigned char*>(dst)) {}
   const void* source(std::size_t offset, std::size_t) override { return src_ + offset; }
   void* target(std::size_t offset, std::size_t) override { return dst_ + offset; }
+  const void* whole_source() override { return src_; }
+  void* whole_target() override { return dst_; }
 
  private:
   const unsigned char* src_;
@@ -289,18 +291,27 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
     }
   }
   if (!compressed) {
-    // Hash each slice just before writing it, while it is still in cache,
-    // and write the header (which holds the checksum) last.
-    XXH3_state_t* state = hash_state();
-    XXH3_64bits_reset(state);
+    // The header (which holds the checksum) goes in last.
     const auto w0 = Clock::now();
-    for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
-      const std::size_t n = std::min(kIoSliceBytes, bytes - done);
-      const void* src = io.source(done, n);
-      XXH3_64bits_update(state, src, n);
-      write_all(src, n, extent.offset + kRecordHeaderBytes + done);
+    HashWorker::Job job;
+    const void* whole = io.whole_source();
+    if (whole != nullptr) hasher_.start(job, whole, bytes, bytes);
+    if (job) {
+      // Large record in host memory: one write while the helper hashes.
+      write_all(whole, bytes, extent.offset + kRecordHeaderBytes);
+      h.payload_sum = job.digest();
+    } else {
+      // Hash each slice just before writing it, while it is still in cache.
+      XXH3_state_t* state = hash_state();
+      XXH3_64bits_reset(state);
+      for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
+        const std::size_t n = std::min(kIoSliceBytes, bytes - done);
+        const void* src = io.source(done, n);
+        XXH3_64bits_update(state, src, n);
+        write_all(src, n, extent.offset + kRecordHeaderBytes + done);
+      }
+      h.payload_sum = XXH3_64bits_digest(state);
     }
-    h.payload_sum = XXH3_64bits_digest(state);
     unsigned char header[kRecordHeaderBytes];
     encode_header(header, h);
     write_all(header, kRecordHeaderBytes, extent.offset);
@@ -350,17 +361,32 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
   }
   if (codec == RecordCodec::Raw) {
     if (stored != raw) throw CorruptionError(buffer_id, off, "raw record size differs", raw, stored);
-    // Read and hash slice by slice, so each slice is hashed while in cache.
-    XXH3_state_t* state = hash_state();
-    XXH3_64bits_reset(state);
-    for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
-      const std::size_t n = std::min(kIoSliceBytes, bytes - done);
-      void* into = io.target(done, n);
-      read_all(into, n, off + kRecordHeaderBytes + done);
-      XXH3_64bits_update(state, into, n);
-      io.deliver(done, n);
+    std::uint64_t sum = 0;
+    HashWorker::Job job;
+    if (void* whole = io.whole_target(); whole != nullptr) hasher_.start(job, whole, bytes, 0);
+    if (job) {
+      // Large record into host memory: the helper hashes each slice as soon
+      // as it has been read, while this thread reads the next.
+      for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
+        const std::size_t n = std::min(kIoSliceBytes, bytes - done);
+        read_all(io.target(done, n), n, off + kRecordHeaderBytes + done);
+        job.ready(done + n);
+        io.deliver(done, n);
+      }
+      sum = job.digest();
+    } else {
+      // Read and hash slice by slice, so each slice is hashed while in cache.
+      XXH3_state_t* state = hash_state();
+      XXH3_64bits_reset(state);
+      for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
+        const std::size_t n = std::min(kIoSliceBytes, bytes - done);
+        void* into = io.target(done, n);
+        read_all(into, n, off + kRecordHeaderBytes + done);
+        XXH3_64bits_update(state, into, n);
+        io.deliver(done, n);
+      }
+      sum = XXH3_64bits_digest(state);
     }
-    const std::uint64_t sum = XXH3_64bits_digest(state);
     if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
     return kRecordHeaderBytes + stored;
   }

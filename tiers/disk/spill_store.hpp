@@ -44,6 +44,7 @@
 #include "spillway/io_env.hpp"
 #include "spillway/options.hpp"
 #include "extent_allocator.hpp"
+#include "hash_worker.hpp"
 
 namespace spillway::detail {
 
@@ -82,6 +83,11 @@ class SliceIo {
     (void)offset;
     (void)n;
   }
+  // When the record's bytes are in host memory as one range that stays put
+  // for the whole call: that range (the store then hashes on a second core
+  // while it writes or reads). Null otherwise.
+  virtual const void* whole_source() { return nullptr; }
+  virtual void* whole_target() { return nullptr; }
 };
 
 struct SpillStoreStats {
@@ -138,6 +144,7 @@ class SpillStore {
   int fd_ = -1;
   std::uint64_t quota_ = 0;
   Compression compression_;
+  HashWorker hasher_;  // checksums large raw records beside the IO
   // Estimated raw write bandwidth in bytes/s (EWMA of measured writes),
   // starting from a guess a page-cache write easily beats.
   std::atomic<double> write_bandwidth_{1.0e9};

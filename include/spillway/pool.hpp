@@ -31,7 +31,15 @@
 #include "spillway/tier.hpp"
 #include "spillway/trace.hpp"
 
+// The CUDA runtime's stream type is `CUstream_st*` (cudaStream_t); declared
+// here so that the stream-aware calls need no CUDA header.
+struct CUstream_st;
+
 namespace spillway {
+
+// A CUDA stream (cudaStream_t) in spillway's signatures; nullptr is the
+// legacy default stream.
+using Stream = CUstream_st*;
 
 namespace detail {
 class PoolCore;
@@ -70,6 +78,13 @@ class Pin {
 
   // Ends the lease now (the destructor does the same).
   void release() noexcept;
+  // Ends the lease once the work queued on `stream` so far has finished,
+  // without waiting for it: the buffer stays pinned (and cannot move) until
+  // then. For a Device pin whose kernels run on `stream`. Where there is no
+  // CUDA device tier (Simulated backend), the lease ends now. Throws
+  // std::runtime_error naming the CUDA call when the runtime refuses it (the
+  // lease then ends after a full wait for the stream, never early).
+  void release(Stream stream);
 
  private:
   friend class Buffer;
@@ -110,6 +125,15 @@ class Buffer {
   // no room can be made within pressure_wait, IoError when reading the spill
   // file fails, CorruptionError when the stored record does not verify.
   Pin pin(Tier where, Access access = Access::ReadWrite);
+  // Stream-aware pin for embedders on the CUDA device tier: returns as soon
+  // as the fetch is *ordered before* work later queued on `stream` (the
+  // stream waits on the copy's event) instead of when the bytes have landed.
+  // Only a host -> device copy is left in flight; bytes coming from disk are
+  // read first (the host waits for the disk, not for the DMA). The copy's
+  // source stays allocated until the copy ends, whatever else happens. On
+  // the Simulated backend, and for Host pins, this is pin(where, access).
+  // Pair it with Pin::release(stream) to avoid a host wait at both ends.
+  Pin pin(Tier where, Access access, Stream stream);
   // Asynchronous hint: starts moving the bytes to `where` on an IO worker if
   // there is room without waiting; a later pin finds them there or in flight.
   void prefetch(Tier where);

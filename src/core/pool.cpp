@@ -2,6 +2,7 @@
 #include "spillway/pool.hpp"
 
 #include <stdexcept>
+#include <utility>
 
 #include "pool_core.hpp"
 
@@ -50,6 +51,15 @@ void Pin::release() noexcept {
     size_ = 0;
     core_.reset();
   }
+}
+
+void Pin::release(Stream stream) {
+  if (record_ == nullptr) return;
+  auto core = std::move(core_);
+  detail::BufferRecord* record = std::exchange(record_, nullptr);
+  data_ = nullptr;
+  size_ = 0;
+  core->unpin_after(record, tier_, stream);
 }
 
 // ---- Buffer --------------------------------------------------------------------
@@ -106,6 +116,12 @@ Pin Buffer::pin(Tier where, Access access) {
   return Pin(core_, record_, data, size_, where, access);
 }
 
+Pin Buffer::pin(Tier where, Access access, Stream stream) {
+  if (record_ == nullptr) empty_handle("pin()");
+  void* data = core_->pin(record_, where, access, stream);
+  return Pin(core_, record_, data, size_, where, access);
+}
+
 void Buffer::prefetch(Tier where) {
   if (record_ == nullptr) empty_handle("prefetch()");
   core_->prefetch(record_, where);
@@ -134,7 +150,10 @@ Buffer Pool::allocate(std::size_t bytes, Tier preferred, std::string_view label)
   return Buffer(core_, r, bytes, r->id);
 }
 
-PoolStats Pool::stats() const { return core_->stats(); }
+PoolStats Pool::stats() const {
+  core_->poll();  // pins whose stream work has finished are released first
+  return core_->stats();
+}
 void Pool::set_trace(std::shared_ptr<TraceSink> sink) { core_->set_trace(std::move(sink)); }
 const PoolOptions& Pool::options() const { return core_->options(); }
 bool Pool::tier_enabled(Tier t) const { return core_->tier_enabled(t); }

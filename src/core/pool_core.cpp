@@ -12,6 +12,7 @@
 #include <map>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace spillway::detail {
 
@@ -49,6 +50,22 @@ BufferRecord* RecordList::next(const BufferRecord* r, ListKind kind, int tier) {
   return r->hooks[kind][tier].next;
 }
 
+namespace {
+std::mutex& factory_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+DeviceArenaFactory& factory_slot() {
+  static DeviceArenaFactory factory;
+  return factory;
+}
+}  // namespace
+
+void set_simulated_device_arena_factory(DeviceArenaFactory factory) {
+  std::lock_guard lk(factory_mutex());
+  factory_slot() = std::move(factory);
+}
+
 // ---- construction ---------------------------------------------------------------
 
 PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
@@ -80,8 +97,14 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
                           : kDefaultSimulatedDeviceBytes;
     }
     if (capacity > 0) {
-      arenas_[0] = use_cuda ? cuda::make_device_arena(dev.cuda_device, capacity)
-                            : std::make_unique<HostMemoryArena>(capacity, "simulated");
+      DeviceArenaFactory factory;
+      if (!use_cuda) {
+        std::lock_guard lk(factory_mutex());
+        factory = factory_slot();
+      }
+      arenas_[0] = use_cuda  ? cuda::make_device_arena(dev.cuda_device, capacity)
+                   : factory ? factory(capacity)
+                             : std::make_unique<HostMemoryArena>(capacity, "simulated");
     }
   } else {
     backend_reason_ = dev.backend == DeviceBackend::None ? "DeviceBackend::None was requested"
@@ -126,6 +149,16 @@ void PoolCore::shutdown() {
     ++errors_.timeouts;
     for (auto& [id, r] : records_) unlink(r.get());
     return;
+  }
+  // Stream-ordered copies and deferred unpins: let the device finish them,
+  // within io_timeout; a pin still held keeps the arenas below.
+  const auto fences_until = Clock::now() + options_.io_timeout;
+  while (!fenced_.empty() && Clock::now() < fences_until) {
+    if (!poll_fences(lk)) {
+      lk.unlock();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      lk.lock();
+    }
   }
   bool pins_live = false;
   for (auto& [id, r] : records_) {
@@ -176,6 +209,7 @@ void PoolCore::link(BufferRecord* r) {
   if (r->pins == 0 && r->size > 0 && r->primary != Tier::Disk) {
     primary_lists_[tier_index(r->primary)].push_back(r);
   }
+  if (r->copy_fence) return;  // a device copy may still read the host copy
   for (Tier t : {Tier::Host, Tier::Disk}) {
     if (r->has_clean(t)) clean_lists_[tier_index(t)].push_back(r);
   }
@@ -374,6 +408,7 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
   const std::uint64_t failures_at_start = errors_.spill_write_failures;
   for (;;) {
     check_open();  // the pool may have been destroyed while this thread waited
+    poll_fences(lk);
     if (void* b = try_block(t, bytes)) {
       release_deferred(lk);
       return b;
@@ -401,9 +436,7 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
     // Everything on the tier is pinned (or has nowhere to go).
     if (!wait_for_pins || Clock::now() >= deadline) return nullptr;
     if (waited != nullptr) *waited = true;
-    ++waiters_;
-    cv_.wait_until(lk, deadline);
-    --waiters_;
+    wait_for_change(lk, deadline);
     check_open();
   }
 }
@@ -455,7 +488,7 @@ class StagedSlices final : public SliceIo {
 }  // namespace
 
 void PoolCore::copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,
-                          std::uint64_t* stored) {
+                          std::uint64_t* stored, MoveTicket* ticket) {
   *stored = r->size;
   if (to == Tier::Disk) {
     MemoryArena* src = arena(from);
@@ -491,8 +524,14 @@ void PoolCore::copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillE
   }
   MemoryArena* src_arena = arena(from);
   const void* src = r->block[tier_index(from)];
-  if (src_arena->host_accessible()) dst_arena->copy_from_host(dst, src, r->size);
-  else src_arena->copy_to_host(dst, src, r->size);
+  if (!src_arena->host_accessible()) {
+    src_arena->copy_to_host(dst, src, r->size);
+  } else if (ticket != nullptr && ticket->ordered) {
+    // Stream-aware pin: left in flight, ordered before the caller's stream.
+    ticket->fence = dst_arena->copy_from_host_ordered(dst, src, r->size, ticket->stream);
+  } else {
+    dst_arena->copy_from_host(dst, src, r->size);
+  }
 }
 
 void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
@@ -504,7 +543,7 @@ void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
   const auto t0 = Clock::now();
   try {
     NvtxRange range(tier_index(to) > tier_index(from) ? "spillway spill" : "spillway fetch");
-    copy_bytes(r, from, to, dst, &extent, &stored);
+    copy_bytes(r, from, to, dst, &extent, &stored, ticket.get());
   } catch (...) {
     error = std::current_exception();
   }
@@ -542,6 +581,10 @@ void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
     } else {
       // Up: the slower copy stays behind as a clean copy.
       clean_bytes_[tier_index(from)] += from == Tier::Disk ? r->extent.bytes : r->footprint;
+      if (ticket && ticket->fence && !ticket->fence->done()) {
+        r->copy_fence = ticket->fence;  // still reading that copy
+        fenced_.push_back({r, ticket->fence, false});
+      }
     }
     note_peak(to);
   } else {
@@ -577,7 +620,11 @@ void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
       ticket->pin_granted = true;
     }
   }
-  if (r->dead && r->pins == 0) {
+  if (r->dead && r->pins == 0 && r->copy_fence) {
+    ++r->pins;  // freed by the unpin that follows the copy
+    pinned_bytes_[tier_index(r->primary)] += r->footprint;
+    fenced_.push_back({r, r->copy_fence, true});
+  } else if (r->dead && r->pins == 0) {
     free_now(r);
   } else {
     link(r);
@@ -705,15 +752,82 @@ void PoolCore::grant_pin(BufferRecord* r, Access access) {
     primary_lists_[tier_index(r->primary)].remove(r);
     pinned_bytes_[tier_index(r->primary)] += r->footprint;
   }
-  if (access == Access::ReadWrite) {
+  if (access == Access::ReadWrite) invalidate_clean(r);
+  ++pins_;
+}
+
+void PoolCore::invalidate_clean(BufferRecord* r) {
+  if (r->copy_fence) {
+    r->stale_clean = true;  // the copy in flight still reads the host copy
+    return;
+  }
+  for (Tier t : {Tier::Host, Tier::Disk}) {
+    if (r->has_clean(t)) drop_clean(r, t);
+  }
+}
+
+void PoolCore::settle(BufferRecord* r) {
+  r->copy_fence.reset();
+  std::erase_if(fenced_, [r](const Fenced& f) { return f.record == r && !f.unpin; });
+  unlink(r);
+  if (r->stale_clean) {
+    r->stale_clean = false;
     for (Tier t : {Tier::Host, Tier::Disk}) {
       if (r->has_clean(t)) drop_clean(r, t);
     }
   }
-  ++pins_;
+  link(r);
+}
+
+bool PoolCore::poll_fences(Lock& lk) {
+  if (fenced_.empty()) return false;
+  bool changed = false;
+  // Unpins may free records; collect first, then apply.
+  std::vector<Fenced> ready;
+  for (std::size_t i = 0; i < fenced_.size();) {
+    if (fenced_[i].fence->done()) {
+      ready.push_back(std::move(fenced_[i]));
+      fenced_[i] = std::move(fenced_.back());
+      fenced_.pop_back();
+    } else {
+      ++i;
+    }
+  }
+  // Copy fences first: an unpin waiting on the same copy then sees it settled.
+  for (auto& f : ready) {
+    if (!f.unpin && f.record->copy_fence == f.fence) settle(f.record);
+  }
+  for (auto& f : ready) {
+    if (f.unpin) unpin_locked(lk, f.record);
+    changed = true;
+  }
+  if (changed) {
+    release_deferred(lk);
+    cv_.notify_all();
+  }
+  return changed;
+}
+
+void PoolCore::wait_for_change(Lock& lk, Clock::time_point deadline) {
+  ++waiters_;
+  if (fenced_.empty()) {
+    cv_.wait_until(lk, deadline);
+  } else {
+    cv_.wait_until(lk, std::min(deadline, Clock::now() + std::chrono::microseconds(200)));
+  }
+  --waiters_;
+  poll_fences(lk);
 }
 
 void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
+  return pin_impl(r, where, access, false, nullptr);
+}
+
+void* PoolCore::pin(BufferRecord* r, Tier where, Access access, void* stream) {
+  return pin_impl(r, where, access, where == Tier::Device, stream);
+}
+
+void* PoolCore::pin_impl(BufferRecord* r, Tier where, Access access, bool ordered, void* stream) {
   Lock lk(mu_);
   check_open();
   if (where == Tier::Disk) {
@@ -722,6 +836,26 @@ void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
   if (!tier_enabled(where)) {
     throw std::invalid_argument("spillway: cannot pin on the " + std::string(tier_name(where)) +
                                 " tier: it is turned off in this pool");
+  }
+  if (r->copy_fence) {
+    // A stream-ordered copy into the device block may still be running.
+    if (r->copy_fence->done()) {
+      poll_fences(lk);
+    } else if (r->primary == where && !r->moving && ordered) {
+      arena(where)->order_after(stream, r->copy_fence);  // the stream waits, not the host
+    } else {
+      const auto until = Clock::now() + options_.io_timeout;
+      while (r->copy_fence) {
+        if (Clock::now() >= until) {
+          ++errors_.timeouts;
+          throw IoError(ETIMEDOUT, "(device tier)", 0,
+                        "waiting " + std::to_string(options_.io_timeout.count()) +
+                            " ms for a stream-ordered copy into buffer " + std::to_string(r->id));
+        }
+        wait_for_change(lk, until);
+        check_open();
+      }
+    }
   }
   // Fast path: resident and not moving.
   if (r->primary == where && !r->moving) {
@@ -753,6 +887,7 @@ void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
   } stall{this, start};
   for (;;) {
     check_open();
+    poll_fences(lk);
     if (r->moving) {
       wait_io(lk, "a move of the buffer being pinned");
       continue;
@@ -769,9 +904,7 @@ void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
                   "buffer " + std::to_string(r->id) + " ('" + r->label + "') is pinned on the " +
                       std::string(tier_name(r->primary)) + " tier by another pin");
       }
-      ++waiters_;
-      cv_.wait_until(lk, deadline);
-      --waiters_;
+      wait_for_change(lk, deadline);
       continue;
     }
     const Tier from = r->primary;
@@ -795,6 +928,8 @@ void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
     // while it copies, and other waiters see the move as in flight.
     auto ticket = std::make_shared<MoveTicket>();
     ticket->wants_pin = true;
+    ticket->ordered = ordered;
+    ticket->stream = stream;
     launch_move(r, where, dst, std::nullopt, false, EvictionReason::Pressure, ticket, true);
     lk.unlock();
     run_move(r, from, where, dst, std::nullopt, false, EvictionReason::Pressure, ticket);
@@ -802,9 +937,7 @@ void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
     if (ticket->error) std::rethrow_exception(ticket->error);
     if (ticket->pin_granted) {
       if (access == Access::ReadWrite) {
-        for (Tier t : {Tier::Host, Tier::Disk}) {
-          if (r->has_clean(t)) drop_clean(r, t);
-        }
+        invalidate_clean(r);
         release_deferred(lk);
       }
       return r->block[tier_index(where)];
@@ -814,7 +947,36 @@ void* PoolCore::pin(BufferRecord* r, Tier where, Access access) {
 
 void PoolCore::unpin(BufferRecord* r) noexcept {
   Lock lk(mu_);
+  unpin_locked(lk, r);
+}
+
+void PoolCore::unpin_after(BufferRecord* r, Tier pinned_on, void* stream) {
+  MemoryArena* a = arena(pinned_on);
+  std::shared_ptr<Fence> fence;
+  if (pinned_on == Tier::Device && a != nullptr) {
+    // Throws naming the CUDA call; the pin is then kept (never ended early).
+    fence = a->fence_on(stream);
+  }
+  if (!fence || fence->done()) {
+    unpin(r);
+    return;
+  }
+  Lock lk(mu_);
+  if (closed_) return;  // storage stays while the pin is counted
+  fenced_.push_back({r, std::move(fence), true});
+}
+
+void PoolCore::unpin_locked(Lock& lk, BufferRecord* r) {
   if (r->pins == 0) return;
+  if (r->pins == 1 && r->copy_fence && !closed_) {
+    if (!r->copy_fence->done()) {
+      // The last pin goes before the stream-ordered copy has finished: hold
+      // it until the copy is done, so nothing reuses the blocks under it.
+      fenced_.push_back({r, r->copy_fence, true});
+      return;
+    }
+    settle(r);
+  }
   if (--r->pins == 0) {
     if (!closed_) pinned_bytes_[tier_index(r->primary)] -= r->footprint;
     emit(TraceKind::Unpin, r, r->primary, r->primary, EvictionReason::Pressure, true, 0);
@@ -918,15 +1080,22 @@ unsigned PoolCore::clean_copies(const BufferRecord* r) const {
   Lock lk(mu_);
   check_open();
   unsigned mask = 0;
+  if (r->stale_clean) return mask;  // invalidated; dropped once the copy ends
   for (Tier t : {Tier::Device, Tier::Host, Tier::Disk}) {
     if (r->has_clean(t)) mask |= 1u << tier_index(t);
   }
   return mask;
 }
 
+void PoolCore::poll() {
+  Lock lk(mu_);
+  poll_fences(lk);
+}
+
 void PoolCore::quiesce() {
   Lock lk(mu_);
   while (moves_in_flight_ > 0) wait_io(lk, "moves in flight to finish");
+  poll_fences(lk);
 }
 
 // ---- errors, stats, trace ---------------------------------------------------------

@@ -25,6 +25,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -86,6 +87,12 @@ struct BufferRecord {
   std::uint32_t pins = 0;
   bool moving = false;
   bool dead = false;  // the Buffer is gone; free when the move or last pin ends
+  // A stream-ordered copy into the device block that may still be running
+  // (stream-aware pin). While it is, the record holds a pin (so nothing
+  // moves or frees it), stays off the clean lists (the copy reads the host
+  // copy) and keeps clean copies that a ReadWrite pin made stale.
+  std::shared_ptr<Fence> copy_fence;
+  bool stale_clean = false;  // drop the clean copies once copy_fence is done
   std::uint64_t last_use = 0;
   std::uint64_t next_use = kNoHint;
   std::array<std::array<ListHook, kTierCount>, 2> hooks{};
@@ -103,7 +110,17 @@ struct MoveTicket {
   bool abandoned = false;   // the waiter gave up (timeout): grant nothing
   bool pin_granted = false;
   std::exception_ptr error;
+  bool ordered = false;           // stream-aware pin: leave a host -> device copy in flight
+  void* stream = nullptr;         // ... ordered before this stream
+  std::shared_ptr<Fence> fence;   // the copy left in flight, if any
 };
+
+// Test seam: when set, a pool whose device tier is Simulated takes its
+// device arena from this factory (given the capacity) instead of host
+// memory. The stream-ordering tests use it to stand in a device whose copies
+// run later, on a queue of their own. Not for production use.
+using DeviceArenaFactory = std::function<std::unique_ptr<MemoryArena>(std::size_t capacity)>;
+void set_simulated_device_arena_factory(DeviceArenaFactory factory);
 
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
@@ -117,13 +134,19 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void free(BufferRecord* r) noexcept;
   // Returns the pinned address on `where` (nullptr for a zero-byte buffer).
   void* pin(BufferRecord* r, Tier where, Access access);
+  // Stream-aware pin (see Buffer::pin(Tier, Access, Stream)).
+  void* pin(BufferRecord* r, Tier where, Access access, void* stream);
   void unpin(BufferRecord* r) noexcept;
+  // Ends a pin once the work queued on `stream` so far is done.
+  void unpin_after(BufferRecord* r, Tier pinned_on, void* stream);
   void prefetch(BufferRecord* r, Tier where);
   void hint_next_use(BufferRecord* r, std::uint64_t step);
   void evict(BufferRecord* r, Tier where);
   Tier tier_of(const BufferRecord* r) const;
   unsigned clean_copies(const BufferRecord* r) const;
   void quiesce();
+  // Applies stream-ordered copies and deferred unpins that have completed.
+  void poll();
 
   PoolStats stats() const;
   void set_trace(std::shared_ptr<TraceSink> sink);
@@ -177,9 +200,21 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void run_move(BufferRecord* r, Tier from, Tier to, void* dst, std::optional<SpillExtent> ext,
                 bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket);
   void copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,
-                  std::uint64_t* stored);
+                  std::uint64_t* stored, MoveTicket* ticket);
 
+  void* pin_impl(BufferRecord* r, Tier where, Access access, bool ordered, void* stream);
   void grant_pin(BufferRecord* r, Access access);
+  void unpin_locked(Lock& lk, BufferRecord* r);
+  // ReadWrite: clean copies go now, or when r's copy fence is done.
+  void invalidate_clean(BufferRecord* r);
+  // Polls the fences of stream-ordered copies and deferred unpins; applies
+  // those that are done. Returns whether any was.
+  bool poll_fences(Lock& lk);
+  // r's copy fence is done: drop what it kept.
+  void settle(BufferRecord* r);
+  // Waits until `deadline` or a change; with fences pending, in short steps
+  // that poll them.
+  void wait_for_change(Lock& lk, Clock::time_point deadline);
   void free_now(BufferRecord* r);
   [[noreturn]] void throw_oom(Lock& lk, Tier t, std::size_t bytes, const std::string& detail);
   std::vector<std::pair<std::string, std::size_t>> pinned_by_label(Tier t) const;
@@ -210,6 +245,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::array<std::uint64_t, kTierCount> pending_out_{};  // bytes being spilled out of a tier
   std::uint64_t moves_in_flight_ = 0;
   std::vector<SpillExtent> deferred_release_;
+  struct Fenced {
+    BufferRecord* record;
+    std::shared_ptr<Fence> fence;
+    bool unpin;  // a deferred unpin (else a copy fence to settle)
+  };
+  std::vector<Fenced> fenced_;
   std::string last_spill_error_;
 
   // Statistics (under mu_).

@@ -61,6 +61,33 @@ void copy_and_wait(int ordinal, void* dst, const void* src, std::size_t n, cudaM
   check("cudaEventSynchronize", cudaEventSynchronize(done));
 }
 
+// A CUDA event as a Fence. Created per use: fences are few (one per
+// stream-aware pin or deferred unpin) and an event costs microseconds.
+class EventFence final : public Fence {
+ public:
+  explicit EventFence(int ordinal) {
+    check("cudaSetDevice", cudaSetDevice(ordinal));
+    check("cudaEventCreateWithFlags", cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+  }
+  ~EventFence() override { cudaEventDestroy(event_); }
+  EventFence(const EventFence&) = delete;
+  EventFence& operator=(const EventFence&) = delete;
+  bool done() override {
+    const cudaError_t err = cudaEventQuery(event_);
+    if (err == cudaErrorNotReady) return false;
+    // Any other error means the context is gone: nothing queued will run,
+    // so nothing still touches the memory. Clear it and call it done.
+    if (err != cudaSuccess) cudaGetLastError();
+    return true;
+  }
+  cudaEvent_t event() const { return event_; }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
+cudaStream_t as_stream(void* stream) { return static_cast<cudaStream_t>(stream); }
+
 // Shared logic of the two chunked arenas.
 class ChunkedArena : public MemoryArena {
  public:
@@ -102,6 +129,26 @@ class DeviceArena final : public ChunkedArena {
   void copy_from_host(void* dst, const void* host_src, std::size_t n) override {
     copy_and_wait(ordinal_, dst, host_src, n, cudaMemcpyHostToDevice,
                   streams_for(ordinal_).to_device);
+  }
+  std::shared_ptr<Fence> copy_from_host_ordered(void* dst, const void* host_src, std::size_t n,
+                                                void* stream) override {
+    cudaStream_t copy = streams_for(ordinal_).to_device;
+    auto fence = std::make_shared<EventFence>(ordinal_);
+    check("cudaMemcpyAsync", cudaMemcpyAsync(dst, host_src, n, cudaMemcpyHostToDevice, copy));
+    check("cudaEventRecord", cudaEventRecord(fence->event(), copy));
+    check("cudaStreamWaitEvent", cudaStreamWaitEvent(as_stream(stream), fence->event(), 0));
+    return fence;
+  }
+  void order_after(void* stream, const std::shared_ptr<Fence>& fence) override {
+    auto* event = dynamic_cast<EventFence*>(fence.get());
+    if (event == nullptr) return;
+    check("cudaSetDevice", cudaSetDevice(ordinal_));
+    check("cudaStreamWaitEvent", cudaStreamWaitEvent(as_stream(stream), event->event(), 0));
+  }
+  std::shared_ptr<Fence> fence_on(void* stream) override {
+    auto fence = std::make_shared<EventFence>(ordinal_);
+    check("cudaEventRecord", cudaEventRecord(fence->event(), as_stream(stream)));
+    return fence;
   }
 
  private:

@@ -19,6 +19,15 @@
 
 namespace spillway::detail {
 
+// A point in a device's queue of work (a CUDA event): done() once every
+// operation queued before it has finished. Polled, never blocked on, by the
+// pool (under its lock: done() must be quick and must not throw).
+class Fence {
+ public:
+  virtual ~Fence() = default;
+  virtual bool done() = 0;
+};
+
 class MemoryArena {
  public:
   explicit MemoryArena(std::size_t capacity) : capacity_(capacity) {}
@@ -53,6 +62,30 @@ class MemoryArena {
   }
   virtual void copy_from_host(void* dst, const void* host_src, std::size_t n) {
     std::memcpy(dst, host_src, n);
+  }
+
+  // Stream ordering, for arenas on a device with queues of work (CUDA).
+  // `stream` is the device's stream handle (cudaStream_t), nullptr the
+  // default stream. An arena without queues copies at once and returns
+  // nullptr (nothing left in flight): the base versions below.
+  //
+  // Queues a copy into this arena and orders `stream` after it; the fence
+  // completes with the copy. host_src must stay allocated until then.
+  virtual std::shared_ptr<Fence> copy_from_host_ordered(void* dst, const void* host_src,
+                                                        std::size_t n, void* stream) {
+    copy_from_host(dst, host_src, n);
+    (void)stream;
+    return nullptr;
+  }
+  // Orders work later queued on `stream` after `fence`.
+  virtual void order_after(void* stream, const std::shared_ptr<Fence>& fence) {
+    (void)stream;
+    (void)fence;
+  }
+  // A fence that completes when the work queued on `stream` so far has.
+  virtual std::shared_ptr<Fence> fence_on(void* stream) {
+    (void)stream;
+    return nullptr;
   }
 
  protected:

@@ -59,6 +59,38 @@ TEST_F(CudaDevice, KernelPatternSurvivesHostAndDiskRoundTrips) {
   EXPECT_GE(s.move(Tier::Disk, Tier::Device).moves, 1u);
 }
 
+// Stream ordering: work queued on a user stream right after a stream-aware
+// pin sees the fetched bytes, with no host-side wait between the pin, the
+// kernel and the release; only the final read of the result synchronises.
+TEST_F(CudaDevice, StreamAwarePinOrdersTheFetchBeforeTheUsersKernel) {
+  Buffer b = pool_->allocate(4 << 20, Tier::Device, "streamed");
+  {
+    Pin p = b.pin(Tier::Device, Access::ReadWrite);
+    ASSERT_EQ(gpu::write_pattern(p.data(), p.size() / 4, 11), 0);
+    ASSERT_EQ(gpu::synchronize(), 0);
+  }
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  unsigned long long* bad = nullptr;
+  ASSERT_EQ(cudaMalloc(&bad, sizeof *bad), cudaSuccess);
+  for (int round = 0; round < 4; ++round) {
+    b.evict(round % 2 == 0 ? Tier::Host : Tier::Disk);
+    ASSERT_EQ(cudaMemsetAsync(bad, 0, sizeof *bad, stream), cudaSuccess);
+    Pin p = b.pin(Tier::Device, Access::Read, stream);
+    ASSERT_EQ(gpu::count_mismatches_on(p.data(), p.size() / 4, 11, bad, stream), 0);
+    p.release(stream);
+    unsigned long long host_bad = ~0ull;
+    ASSERT_EQ(cudaMemcpyAsync(&host_bad, bad, sizeof host_bad, cudaMemcpyDeviceToHost, stream),
+              cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    EXPECT_EQ(host_bad, 0u) << "round " << round << ": the kernel ran before the fetch landed";
+  }
+  EXPECT_EQ(pool_->stats().tier(Tier::Device).pinned_bytes, 0u)
+      << "the deferred unpin did not end after the stream finished";
+  cudaFree(bad);
+  cudaStreamDestroy(stream);
+}
+
 TEST_F(CudaDevice, OversubscribedVramSpillsAndEveryBufferVerifies) {
   std::vector<Buffer> bufs;
   for (unsigned i = 0; i < 12; ++i) {  // 12 MiB through an 8 MiB device tier

@@ -37,6 +37,13 @@ unsigned long long count_mismatches(const void* data, std::size_t words, unsigne
   return h;
 }
 
+int count_mismatches_on(const void* data, std::size_t words, unsigned seed,
+                        unsigned long long* bad_on_device, cudaStream_t stream) {
+  count_mismatches_kernel<<<64, 256, 0, stream>>>(static_cast<const unsigned*>(data), words, seed,
+                                                  bad_on_device);
+  return static_cast<int>(cudaGetLastError());
+}
+
 int synchronize() { return static_cast<int>(cudaDeviceSynchronize()); }
 
 }  // namespace spillway::testing::gpu

@@ -53,7 +53,11 @@ TEST(Options, FromEnvOverridesDefaults) {
   EnvVar i("SPILLWAY_HIGH_WATERMARK", "0.8");
   EnvVar j("SPILLWAY_LOW_WATERMARK", "0.5");
   EnvVar k("SPILLWAY_DISK", "off");
+  EnvVar l("SPILLWAY_STAGING_BUFFER_BYTES", "4M");
+  EnvVar m("SPILLWAY_STAGING_BUFFERS", "8");
   const PoolOptions o = PoolOptions::from_env();
+  EXPECT_EQ(o.device.staging_buffer_bytes, 4u << 20);
+  EXPECT_EQ(o.device.staging_buffers, 8u);
   EXPECT_EQ(o.device.capacity_bytes, 8u << 20);
   EXPECT_EQ(o.device.backend, DeviceBackend::Simulated);
   EXPECT_EQ(o.host.capacity_bytes, 16u << 20);
@@ -88,6 +92,16 @@ TEST(Options, ValidateRejectsOutOfRange) {
   o = {};
   o.high_watermark = 1.5;
   EXPECT_THROW(o.validate(), std::invalid_argument);
+  o = {};
+  o.device.staging_buffer_bytes = (1 << 20) + 4096;  // not a whole number of MiB
+  EXPECT_THROW(o.validate(), std::invalid_argument);
+  o = {};
+  o.device.staging_buffers = 1;  // nothing to overlap with
+  EXPECT_THROW(o.validate(), std::invalid_argument);
+  {
+    EnvVar n("SPILLWAY_STAGING_BUFFERS", "4294967300");  // would wrap to 4 as unsigned
+    EXPECT_THROW(PoolOptions::from_env(), std::invalid_argument);
+  }
   EnvVar w("SPILLWAY_LOW_WATERMARK", "0.99");
   EXPECT_THROW(PoolOptions::from_env(), std::invalid_argument);
 }

@@ -37,6 +37,14 @@ struct DeviceOptions {
   std::size_t capacity_bytes = kAutoCapacity;  // 0 turns the device tier off
   DeviceBackend backend = DeviceBackend::Auto;
   int cuda_device = 0;
+  // Disk <-> device moves go through a ring of host staging buffers
+  // (page-locked with CUDA) so that disk IO, checksumming and DMA overlap:
+  // while one slice is copied to or from VRAM the next is read or written.
+  // Each move in flight uses one ring; rings are made on demand and kept.
+  // The size is the disk tier's IO slice for these moves: a multiple of
+  // 1 MiB (the LZ4 chunk), at most 64 MiB; the count is 2 to 64.
+  std::size_t staging_buffer_bytes = std::size_t{1} << 20;
+  unsigned staging_buffers = 4;
 };
 
 struct HostOptions {

@@ -2,7 +2,9 @@
 // parsing for PoolOptions.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
@@ -112,6 +114,13 @@ PoolOptions PoolOptions::from_env(PoolOptions o) {
     else if (t == "none" || t == "off") o.device.backend = DeviceBackend::None;
     else bad("SPILLWAY_DEVICE_BACKEND", v, "auto, cuda, simulated or none");
   }
+  if (const char* v = env("SPILLWAY_STAGING_BUFFER_BYTES")) {
+    o.device.staging_buffer_bytes = parse_byte_size(v, "SPILLWAY_STAGING_BUFFER_BYTES");
+  }
+  if (const char* v = env("SPILLWAY_STAGING_BUFFERS")) {
+    o.device.staging_buffers = static_cast<unsigned>(
+        std::min<std::uint64_t>(parse_count(v, "SPILLWAY_STAGING_BUFFERS"), UINT_MAX));
+  }
   if (const char* v = env("SPILLWAY_HOST_BYTES")) {
     o.host.capacity_bytes = parse_byte_size(v, "SPILLWAY_HOST_BYTES");
   }
@@ -135,7 +144,8 @@ PoolOptions PoolOptions::from_env(PoolOptions o) {
     else bad("SPILLWAY_POLICY", v, "lru or lookahead");
   }
   if (const char* v = env("SPILLWAY_IO_THREADS")) {
-    o.io_threads = static_cast<unsigned>(parse_count(v, "SPILLWAY_IO_THREADS"));
+    o.io_threads = static_cast<unsigned>(
+        std::min<std::uint64_t>(parse_count(v, "SPILLWAY_IO_THREADS"), UINT_MAX));
   }
   if (const char* v = env("SPILLWAY_HIGH_WATERMARK")) {
     o.high_watermark = parse_fraction(v, "SPILLWAY_HIGH_WATERMARK");
@@ -167,6 +177,16 @@ void PoolOptions::validate() const {
   if (pressure_wait.count() < 0) fail("pressure_wait must not be negative");
   if (io_timeout.count() <= 0) fail("io_timeout must be positive");
   if (device.cuda_device < 0) fail("device.cuda_device must not be negative");
+  constexpr std::size_t MiB = std::size_t{1} << 20;
+  if (device.staging_buffer_bytes == 0 || device.staging_buffer_bytes % MiB != 0 ||
+      device.staging_buffer_bytes > 64 * MiB) {
+    fail("device.staging_buffer_bytes must be a multiple of 1 MiB between 1 MiB and 64 MiB (got " +
+         std::to_string(device.staging_buffer_bytes) + ")");
+  }
+  if (device.staging_buffers < 2 || device.staging_buffers > 64) {
+    fail("device.staging_buffers must be between 2 and 64 (got " +
+         std::to_string(device.staging_buffers) + ")");
+  }
   if (disk.capacity_bytes == 0 && disk.enabled) {
     fail("disk.capacity_bytes is 0 with the disk tier enabled (set disk.enabled = false instead)");
   }

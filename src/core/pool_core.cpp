@@ -4,6 +4,7 @@
 
 #include "src/instrument/nvtx.hpp"
 #include "tiers/device/cuda_backend.hpp"
+#include "tiers/device/staging_ring.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -169,6 +170,10 @@ void PoolCore::shutdown() {
   // until the core itself is destroyed. Storage goes now, except memory
   // arenas that live pins still point into.
   store_.reset();
+  {
+    std::lock_guard slk(staging_mu_);
+    free_rings_.clear();  // before the arena they copy to and from
+  }
   if (!pins_live) {
     arenas_[0].reset();
     arenas_[1].reset();
@@ -463,33 +468,104 @@ void PoolCore::launch_move(BufferRecord* r, Tier to, void* dst, std::optional<Sp
 
 namespace {
 // Moves between disk and a device tier that is not host accessible go
-// through one slice of host staging memory per IO thread, outside every
-// tier's budget (a disk <-> device move does not take host capacity).
+// through a ring of host staging buffers (outside every tier's budget: a
+// disk <-> device move takes no host capacity). Writing to disk, the
+// device -> host copies of the next slices run while the store hashes and
+// writes the current one; reading, the host -> device copy of a slice runs
+// while the store reads and verifies the next.
 class StagedSlices final : public SliceIo {
  public:
-  StagedSlices(MemoryArena* arena, void* block) : arena_(arena), block_(static_cast<unsigned char*>(block)) {}
-  const void* source(std::size_t offset, std::size_t n) override {
-    arena_->copy_to_host(stage(), block_ + offset, n);
-    return stage();
-  }
-  void* target(std::size_t, std::size_t) override { return stage(); }
-  void deliver(std::size_t offset, std::size_t n) override {
-    arena_->copy_from_host(block_ + offset, stage(), n);
+  StagedSlices(StagingRing& ring, void* block, std::size_t bytes)
+      : ring_(ring), block_(static_cast<unsigned char*>(block)), bytes_(bytes) {}
+  ~StagedSlices() override { ring_.wait_all_noexcept(); }  // nothing in flight outlives the move
+  StagedSlices(const StagedSlices&) = delete;
+  StagedSlices& operator=(const StagedSlices&) = delete;
+
+  std::size_t slice_bytes() const override { return ring_.slot_bytes(); }
+
+  const void* source(std::size_t offset, std::size_t) override {
+    const std::size_t s = ring_.slot_bytes();
+    const std::size_t idx = offset / s;
+    if (idx < current_) {
+      // The store went back (a compression sample, then the record): start over.
+      ring_.wait_all();
+      issued_ = idx;
+    }
+    current_ = idx;
+    // Keep every buffer busy: slices before idx are consumed, so their
+    // buffers take the slices ahead.
+    while (issued_ < idx + ring_.slots() && issued_ * s < bytes_) {
+      const unsigned slot = static_cast<unsigned>(issued_ % ring_.slots());
+      ring_.wait(slot);
+      const std::size_t n = std::min(s, bytes_ - issued_ * s);
+      ring_.set_fence(slot, ring_.arena()->copy_to_host_async(ring_.buffer(slot),
+                                                              block_ + issued_ * s, n));
+      ++issued_;
+    }
+    const unsigned slot = static_cast<unsigned>(idx % ring_.slots());
+    ring_.wait(slot);
+    return ring_.buffer(slot) + offset % s;
   }
 
- private:
-  static unsigned char* stage() {
-    thread_local std::vector<unsigned char> buf(kSliceBytes);
-    return buf.data();
+  void* target(std::size_t offset, std::size_t) override {
+    const std::size_t s = ring_.slot_bytes();
+    const std::size_t idx = offset / s;
+    const unsigned slot = static_cast<unsigned>(idx % ring_.slots());
+    if (idx != current_) {
+      ring_.wait(slot);  // its previous slice is on the device
+      current_ = idx;
+    }
+    return ring_.buffer(slot) + offset % s;
   }
-  MemoryArena* arena_;
+  void deliver(std::size_t offset, std::size_t n) override {
+    const std::size_t s = ring_.slot_bytes();
+    const unsigned slot = static_cast<unsigned>((offset / s) % ring_.slots());
+    ring_.set_fence(slot, ring_.arena()->copy_from_host_async(block_ + offset,
+                                                              ring_.buffer(slot) + offset % s, n));
+  }
+  // Until every slice delivered is on the device.
+  void finish() { ring_.wait_all(); }
+
+ private:
+  StagingRing& ring_;
   unsigned char* block_;
+  std::size_t bytes_;
+  std::size_t issued_ = 0;                 // writing: slices whose copy to the host has started
+  std::size_t current_ = ~std::size_t{0};  // the slice last handed out
 };
 }  // namespace
+
+std::unique_ptr<StagingRing> PoolCore::take_ring(MemoryArena* arena) {
+  {
+    std::lock_guard lk(staging_mu_);
+    if (!free_rings_.empty()) {
+      auto ring = std::move(free_rings_.back());
+      free_rings_.pop_back();
+      return ring;
+    }
+  }
+  return std::make_unique<StagingRing>(arena, options_.device.staging_buffer_bytes,
+                                       options_.device.staging_buffers);
+}
+
+void PoolCore::give_ring(std::unique_ptr<StagingRing> ring) {
+  ring->wait_all_noexcept();
+  std::lock_guard lk(staging_mu_);
+  free_rings_.push_back(std::move(ring));
+}
 
 void PoolCore::copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,
                           std::uint64_t* stored, MoveTicket* ticket) {
   *stored = r->size;
+  // A staging ring for this move, given back when it ends (after every
+  // copy through it has finished).
+  struct RingLease {
+    PoolCore* core;
+    std::unique_ptr<StagingRing> ring;
+    ~RingLease() {
+      if (ring) core->give_ring(std::move(ring));
+    }
+  };
   if (to == Tier::Disk) {
     MemoryArena* src = arena(from);
     void* block = r->block[tier_index(from)];
@@ -497,7 +573,8 @@ void PoolCore::copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillE
     if (src->host_accessible()) {
       info = store_->write(*ext, r->id, block, r->size);
     } else {
-      StagedSlices io(src, block);
+      RingLease lease{this, take_ring(src)};
+      StagedSlices io(*lease.ring, block, r->size);
       info = store_->write(*ext, r->id, r->size, io);
     }
     *stored = info.stored_bytes;
@@ -508,16 +585,20 @@ void PoolCore::copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillE
     if (dst_arena->host_accessible()) {
       if (r->disk_zero) std::memset(dst, 0, r->size);
       else *stored = store_->read(r->extent, r->id, dst, r->size);
-    } else if (r->disk_zero) {
-      StagedSlices io(dst_arena, dst);
-      for (std::size_t done = 0; done < r->size; done += SliceIo::kSliceBytes) {
-        const std::size_t n = std::min(SliceIo::kSliceBytes, r->size - done);
-        std::memset(io.target(done, n), 0, n);
-        io.deliver(done, n);
-      }
     } else {
-      StagedSlices io(dst_arena, dst);
-      *stored = store_->read(r->extent, r->id, r->size, io);
+      RingLease lease{this, take_ring(dst_arena)};
+      StagedSlices io(*lease.ring, dst, r->size);
+      if (r->disk_zero) {
+        const std::size_t slice = io.slice_bytes();
+        for (std::size_t done = 0; done < r->size; done += slice) {
+          const std::size_t n = std::min(slice, r->size - done);
+          std::memset(io.target(done, n), 0, n);
+          io.deliver(done, n);
+        }
+      } else {
+        *stored = store_->read(r->extent, r->id, r->size, io);
+      }
+      io.finish();
     }
     if (r->disk_zero) *stored = 0;
     return;

@@ -43,6 +43,8 @@
 
 namespace spillway::detail {
 
+class StagingRing;
+
 struct BufferRecord;
 
 // An intrusive doubly-linked list of records, one hook per (list kind, tier),
@@ -203,6 +205,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
                   std::uint64_t* stored, MoveTicket* ticket);
 
   void* pin_impl(BufferRecord* r, Tier where, Access access, bool ordered, void* stream);
+  // Staging rings for disk <-> device moves: one per move in flight, made
+  // on demand and kept for reuse.
+  std::unique_ptr<StagingRing> take_ring(MemoryArena* arena);
+  void give_ring(std::unique_ptr<StagingRing> ring);
+
   void grant_pin(BufferRecord* r, Access access);
   void unpin_locked(Lock& lk, BufferRecord* r);
   // ReadWrite: clean copies go now, or when r's copy fence is done.
@@ -228,6 +235,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::string spill_dir_;
   std::string backend_reason_;
   std::unique_ptr<IoExecutor> io_;
+  std::mutex staging_mu_;
+  std::vector<std::unique_ptr<StagingRing>> free_rings_;  // under staging_mu_
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -117,6 +118,13 @@ class ChunkedArena : public MemoryArena {
 class DeviceArena final : public ChunkedArena {
  public:
   using ChunkedArena::ChunkedArena;
+  std::shared_ptr<Fence> queue_copy(void* dst, const void* src, std::size_t n, cudaMemcpyKind kind,
+                                    cudaStream_t stream) {
+    auto fence = std::make_shared<EventFence>(ordinal_);
+    check("cudaMemcpyAsync", cudaMemcpyAsync(dst, src, n, kind, stream));
+    check("cudaEventRecord", cudaEventRecord(fence->event(), stream));
+    return fence;
+  }
   ~DeviceArena() override {
     cudaSetDevice(ordinal_);
     for (void* p : chunks_) cudaFree(p);
@@ -144,6 +152,31 @@ class DeviceArena final : public ChunkedArena {
     if (event == nullptr) return;
     check("cudaSetDevice", cudaSetDevice(ordinal_));
     check("cudaStreamWaitEvent", cudaStreamWaitEvent(as_stream(stream), event->event(), 0));
+  }
+  void* allocate_staging(std::size_t bytes) override {
+    check("cudaSetDevice", cudaSetDevice(ordinal_));
+    void* p = nullptr;
+    const cudaError_t err = cudaHostAlloc(&p, bytes, cudaHostAllocPortable);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      throw std::bad_alloc();
+    }
+    check("cudaHostAlloc (staging buffer)", err);
+    return p;
+  }
+  void free_staging(void* p) noexcept override { cudaFreeHost(p); }
+  std::shared_ptr<Fence> copy_to_host_async(void* host_dst, const void* src,
+                                            std::size_t n) override {
+    return queue_copy(host_dst, src, n, cudaMemcpyDeviceToHost, streams_for(ordinal_).to_host);
+  }
+  std::shared_ptr<Fence> copy_from_host_async(void* dst, const void* host_src,
+                                              std::size_t n) override {
+    return queue_copy(dst, host_src, n, cudaMemcpyHostToDevice, streams_for(ordinal_).to_device);
+  }
+  void wait(const std::shared_ptr<Fence>& fence) override {
+    auto* event = dynamic_cast<EventFence*>(fence.get());
+    if (event == nullptr) return;
+    check("cudaEventSynchronize", cudaEventSynchronize(event->event()));
   }
   std::shared_ptr<Fence> fence_on(void* stream) override {
     auto fence = std::make_shared<EventFence>(ordinal_);

@@ -11,9 +11,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string_view>
+#include <thread>
 
 #include "sub_allocator.hpp"
 
@@ -86,6 +89,33 @@ class MemoryArena {
   virtual std::shared_ptr<Fence> fence_on(void* stream) {
     (void)stream;
     return nullptr;
+  }
+
+  // Staging for disk <-> device moves of arenas that are not host
+  // accessible: host memory for one staging buffer (page-locked with CUDA,
+  // so the DMA engine reads it directly), and copies between such a buffer
+  // and a block that run in the background until their fence completes
+  // (nullptr: already complete). Copies in one direction complete in order.
+  virtual void* allocate_staging(std::size_t bytes) {
+    void* p = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+  virtual void free_staging(void* p) noexcept { std::free(p); }
+  virtual std::shared_ptr<Fence> copy_to_host_async(void* host_dst, const void* src,
+                                                    std::size_t n) {
+    copy_to_host(host_dst, src, n);
+    return nullptr;
+  }
+  virtual std::shared_ptr<Fence> copy_from_host_async(void* dst, const void* host_src,
+                                                      std::size_t n) {
+    copy_from_host(dst, host_src, n);
+    return nullptr;
+  }
+  // Blocks until `fence` is done. Throws (naming the call) when the device
+  // reports an error.
+  virtual void wait(const std::shared_ptr<Fence>& fence) {
+    while (fence && !fence->done()) std::this_thread::yield();
   }
 
  protected:

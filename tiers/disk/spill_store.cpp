@@ -304,8 +304,9 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
       // Hash each slice just before writing it, while it is still in cache.
       XXH3_state_t* state = hash_state();
       XXH3_64bits_reset(state);
-      for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
-        const std::size_t n = std::min(kIoSliceBytes, bytes - done);
+      const std::size_t slice = io.slice_bytes();
+      for (std::size_t done = 0; done < bytes; done += slice) {
+        const std::size_t n = std::min(slice, bytes - done);
         const void* src = io.source(done, n);
         XXH3_64bits_update(state, src, n);
         write_all(src, n, extent.offset + kRecordHeaderBytes + done);
@@ -378,8 +379,9 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
       // Read and hash slice by slice, so each slice is hashed while in cache.
       XXH3_state_t* state = hash_state();
       XXH3_64bits_reset(state);
-      for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
-        const std::size_t n = std::min(kIoSliceBytes, bytes - done);
+      const std::size_t slice = io.slice_bytes();
+      for (std::size_t done = 0; done < bytes; done += slice) {
+        const std::size_t n = std::min(slice, bytes - done);
         void* into = io.target(done, n);
         read_all(into, n, off + kRecordHeaderBytes + done);
         XXH3_64bits_update(state, into, n);

@@ -88,6 +88,10 @@ class SliceIo {
   // while it writes or reads). Null otherwise.
   virtual const void* whole_source() { return nullptr; }
   virtual void* whole_target() { return nullptr; }
+  // The slice size the store uses with this SliceIo for raw records: a
+  // multiple of kSliceBytes (LZ4 chunks, at most kSliceBytes, never
+  // straddle two slices).
+  virtual std::size_t slice_bytes() const { return kSliceBytes; }
 };
 
 struct SpillStoreStats {

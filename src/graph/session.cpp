@@ -1,0 +1,762 @@
+// src/graph/session.cpp — the graph executor (see spillway/graph/graph.hpp).
+//
+// Layout: the in-memory graph keeps, per node, what building needs (op,
+// inputs, output shape) and a pool Buffer holding the node's serialized
+// definition (JSON, as a GraphDef holds NodeDefs). Planning reads those
+// definitions back from the pool; execution follows the plan, keeping every
+// tensor in the pool too.
+#include "spillway/graph/graph.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "kernels.hpp"
+
+namespace spillway::graph {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// ---- Shape / Tensor --------------------------------------------------------------
+
+std::int64_t Shape::elements() const {
+  std::int64_t n = 1;
+  for (auto d : dims) n *= d;
+  return n;
+}
+
+std::string Shape::str() const {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims[i]);
+  }
+  return s + "]";
+}
+
+namespace {
+
+void check_shape(const Shape& s, const char* what) {
+  for (auto d : s.dims) {
+    if (d < 0) throw std::invalid_argument(std::string("spillway graph: ") + what + ": negative dimension in " + s.str());
+  }
+}
+
+std::shared_ptr<Buffer> new_buffer(Pool& pool, const Shape& shape, Tier tier, const std::string& label) {
+  return std::make_shared<Buffer>(
+      pool.allocate(static_cast<std::size_t>(shape.elements()) * sizeof(float), tier, label));
+}
+
+}  // namespace
+
+Tensor Tensor::from(Pool& pool, Shape shape, std::span<const float> values) {
+  check_shape(shape, "Tensor::from");
+  if (static_cast<std::int64_t>(values.size()) != shape.elements()) {
+    throw std::invalid_argument("spillway graph: Tensor::from: " + std::to_string(values.size()) +
+                                " values for shape " + shape.str());
+  }
+  auto buf = new_buffer(pool, shape, Tier::Host, "tensor");
+  if (!values.empty()) {
+    Pin p = buf->pin(Tier::Host, Access::ReadWrite);
+    std::memcpy(p.data(), values.data(), values.size_bytes());
+  }
+  return Tensor(std::move(shape), std::move(buf));
+}
+
+Tensor Tensor::scalar(Pool& pool, float value) {
+  return from(pool, Shape{}, std::span<const float>(&value, 1));
+}
+
+std::vector<float> Tensor::values() const {
+  if (!buffer_) throw std::logic_error("spillway graph: values() of an empty Tensor");
+  std::vector<float> v(static_cast<std::size_t>(shape_.elements()));
+  if (!v.empty()) {
+    Pin p = buffer_->pin(Tier::Host, Access::Read);
+    std::memcpy(v.data(), p.data(), v.size() * sizeof(float));
+  }
+  return v;
+}
+
+float Tensor::item() const {
+  if (shape_.elements() != 1) {
+    throw std::logic_error("spillway graph: item() of a tensor of shape " + shape_.str());
+  }
+  return values()[0];
+}
+
+// ---- Session internals --------------------------------------------------------------
+
+namespace {
+
+enum class Op {
+  Placeholder, Variable, Const, MatMul, Add, BiasAdd, Relu, Sigmoid, LogisticLoss, ReduceMean,
+  ReluGrad, SigmoidGrad, LogisticLossGrad, ReduceMeanGrad, BiasAddGrad, ApplyGradientDescent
+};
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::Placeholder: return "Placeholder";
+    case Op::Variable: return "VariableV2";
+    case Op::Const: return "Const";
+    case Op::MatMul: return "MatMul";
+    case Op::Add: return "Add";
+    case Op::BiasAdd: return "BiasAdd";
+    case Op::Relu: return "Relu";
+    case Op::Sigmoid: return "Sigmoid";
+    case Op::LogisticLoss: return "LogisticLoss";
+    case Op::ReduceMean: return "ReduceMean";
+    case Op::ReluGrad: return "ReluGrad";
+    case Op::SigmoidGrad: return "SigmoidGrad";
+    case Op::LogisticLossGrad: return "LogisticLossGrad";
+    case Op::ReduceMeanGrad: return "ReduceMeanGrad";
+    case Op::BiasAddGrad: return "BiasAddGrad";
+    case Op::ApplyGradientDescent: return "ApplyGradientDescent";
+  }
+  return "?";
+}
+
+Op op_from_name(const std::string& s, std::int64_t id) {
+  for (int i = 0; i <= static_cast<int>(Op::ApplyGradientDescent); ++i) {
+    if (s == op_name(static_cast<Op>(i))) return static_cast<Op>(i);
+  }
+  throw std::runtime_error("spillway graph: node " + std::to_string(id) + " has unknown op '" + s + "'");
+}
+
+// What building keeps in memory per node.
+struct NodeInfo {
+  Op op;
+  std::vector<std::int64_t> inputs;
+  Shape shape;
+  bool transpose_a = false, transpose_b = false;
+  std::shared_ptr<Buffer> def;  // the serialized definition, in the pool
+};
+
+// A node as the plan holds it, parsed from its stored definition.
+struct PlanNode {
+  std::int64_t id = 0;
+  Op op = Op::Const;
+  std::string name;
+  std::vector<std::int64_t> inputs;
+  Shape shape;
+  bool transpose_a = false, transpose_b = false;
+  Tensor value;  // Const: its values, materialised once per plan
+};
+
+struct Plan {
+  std::vector<PlanNode> steps;
+  // For each step, the input values that are used for the last time there.
+  std::vector<std::vector<std::int64_t>> release_after;
+  // For each step, the step at which each of its inputs is next needed.
+  std::vector<std::vector<std::pair<std::int64_t, std::size_t>>> next_uses;
+};
+
+}  // namespace
+
+struct Session::Impl {
+  explicit Impl(Pool& p) : pool(p) {
+    compute_tier = pool.tier_enabled(Tier::Device) && pool.device_backend_name() == "simulated"
+                       ? Tier::Device
+                       : Tier::Host;
+  }
+
+  Pool& pool;
+  Tier compute_tier;
+  std::uint64_t generation = 1;
+  std::vector<NodeInfo> nodes;
+  std::unordered_map<std::int64_t, std::pair<std::string, Tensor>> variables;  // node -> (name, value)
+  std::unordered_map<std::string, std::int64_t> variable_names;
+  std::uint64_t graph_version = 0;       // bumps with every node added
+  std::uint64_t planned_version = ~0ull;  // the version the cached plans are for
+  std::unordered_map<std::string, std::shared_ptr<Plan>> plans;
+  SessionStats stats;
+  std::uint64_t step_clock = 0;  // steps executed so far, for next-use hints
+  std::size_t name_counter = 0;
+
+  const NodeInfo& node(Output o) const {
+    if (o.generation != generation) {
+      throw std::invalid_argument("spillway graph: an Output from a cleared session was used");
+    }
+    if (o.node < 0 || o.node >= static_cast<std::int64_t>(nodes.size())) {
+      throw std::invalid_argument("spillway graph: no node " + std::to_string(o.node));
+    }
+    return nodes[static_cast<std::size_t>(o.node)];
+  }
+
+  Output add_node(Op op, std::vector<Output> inputs, Shape shape, json attrs = json::object(),
+                  const std::string& name_in = {}) {
+    std::vector<std::int64_t> ids;
+    for (const auto& i : inputs) {
+      node(i);  // validates
+      ids.push_back(i.node);
+    }
+    const auto id = static_cast<std::int64_t>(nodes.size());
+    const std::string name = name_in.empty() ? std::string(op_name(op)) + "_" + std::to_string(++name_counter) : name_in;
+    json def = {{"id", id}, {"op", op_name(op)}, {"name", name}, {"inputs", ids},
+                {"shape", shape.dims}, {"attrs", std::move(attrs)}, {"device", "/device:spillway:0"}};
+    const std::string text = def.dump();
+    auto buf = std::make_shared<Buffer>(pool.allocate(text.size(), compute_tier, "node:" + name));
+    {
+      Pin p = buf->pin(compute_tier, Access::ReadWrite);
+      std::memcpy(p.data(), text.data(), text.size());
+    }
+    NodeInfo info;
+    info.op = op;
+    info.inputs = std::move(ids);
+    info.shape = std::move(shape);
+    info.transpose_a = def["attrs"].value("transpose_a", false);
+    info.transpose_b = def["attrs"].value("transpose_b", false);
+    info.def = std::move(buf);
+    nodes.push_back(std::move(info));
+    ++graph_version;
+    return Output{id, generation};
+  }
+
+  // ---- planning -------------------------------------------------------------------
+
+  PlanNode read_def(std::int64_t id) {
+    const NodeInfo& n = nodes[static_cast<std::size_t>(id)];
+    std::string text;
+    {
+      Pin p = n.def->pin(compute_tier, Access::Read);
+      text.assign(static_cast<const char*>(p.data()), p.size());
+    }
+    ++stats.node_defs_read;
+    json def;
+    try {
+      def = json::parse(text);
+    } catch (const json::exception& e) {
+      throw std::runtime_error("spillway graph: node " + std::to_string(id) +
+                               ": stored definition does not parse: " + e.what());
+    }
+    PlanNode pn;
+    pn.id = def.at("id").get<std::int64_t>();
+    if (pn.id != id) {
+      throw std::runtime_error("spillway graph: node " + std::to_string(id) + ": stored definition says id " + std::to_string(pn.id));
+    }
+    pn.op = op_from_name(def.at("op").get<std::string>(), id);
+    pn.name = def.at("name").get<std::string>();
+    pn.inputs = def.at("inputs").get<std::vector<std::int64_t>>();
+    pn.shape.dims = def.at("shape").get<std::vector<std::int64_t>>();
+    const json& attrs = def.at("attrs");
+    pn.transpose_a = attrs.value("transpose_a", false);
+    pn.transpose_b = attrs.value("transpose_b", false);
+    for (auto in : pn.inputs) {
+      if (in < 0 || in >= id) {
+        throw std::runtime_error("spillway graph: node " + std::to_string(id) + " ('" + pn.name +
+                                 "') has input " + std::to_string(in) + ", which does not precede it");
+      }
+    }
+    if (pn.op == Op::Const) {
+      const auto v = attrs.at("value").get<std::vector<float>>();
+      pn.value = Tensor::from(pool, pn.shape, v);
+    }
+    return pn;
+  }
+
+  std::shared_ptr<Plan> plan_for(const std::vector<Output>& fetches,
+                                 const std::vector<std::pair<Output, Tensor>>& feeds,
+                                 const std::vector<Output>& targets) {
+    std::string key;
+    for (const auto& f : fetches) {
+      node(f);
+      key += std::to_string(f.node) + ",";
+    }
+    key += "|";
+    std::vector<std::int64_t> fed;
+    for (const auto& [o, t] : feeds) {
+      node(o);
+      fed.push_back(o.node);
+    }
+    std::sort(fed.begin(), fed.end());
+    for (auto f : fed) key += std::to_string(f) + ",";
+    key += "|";
+    for (const auto& t : targets) {
+      node(t);
+      key += std::to_string(t.node) + ",";
+    }
+    if (planned_version != graph_version) {
+      plans.clear();  // the graph changed: every cached plan is stale
+      planned_version = graph_version;
+    }
+    if (auto it = plans.find(key); it != plans.end()) {
+      ++stats.plan_cache_hits;
+      return it->second;
+    }
+    const auto t0 = Clock::now();
+    // As TF1 does when the graph changed, read and validate the whole graph
+    // definition, then prune it to what the fetches need.
+    std::vector<PlanNode> all;
+    all.reserve(nodes.size());
+    for (std::int64_t id = 0; id < static_cast<std::int64_t>(nodes.size()); ++id) {
+      all.push_back(read_def(id));
+    }
+    const std::unordered_set<std::int64_t> fed_set(fed.begin(), fed.end());
+    std::vector<char> needed(all.size(), 0);
+    std::vector<std::int64_t> stack;
+    for (const auto& f : fetches) stack.push_back(f.node);
+    for (const auto& t : targets) stack.push_back(t.node);
+    while (!stack.empty()) {
+      const auto id = stack.back();
+      stack.pop_back();
+      if (needed[static_cast<std::size_t>(id)]) continue;
+      needed[static_cast<std::size_t>(id)] = 1;
+      if (fed_set.count(id)) continue;  // a fed value needs none of its inputs
+      for (auto in : all[static_cast<std::size_t>(id)].inputs) stack.push_back(in);
+    }
+    auto plan = std::make_shared<Plan>();
+    for (auto& pn : all) {
+      if (!needed[static_cast<std::size_t>(pn.id)]) continue;
+      if (pn.op == Op::Placeholder && !fed_set.count(pn.id)) {
+        throw std::invalid_argument("spillway graph: placeholder '" + pn.name + "' (node " +
+                                    std::to_string(pn.id) + ") must be fed");
+      }
+      plan->steps.push_back(std::move(pn));
+    }
+    // Last use and next uses of every value, by step.
+    std::unordered_map<std::int64_t, std::size_t> step_of;
+    for (std::size_t s = 0; s < plan->steps.size(); ++s) step_of[plan->steps[s].id] = s;
+    std::unordered_map<std::int64_t, std::size_t> last_use;
+    std::unordered_map<std::int64_t, std::vector<std::size_t>> uses;
+    for (std::size_t s = 0; s < plan->steps.size(); ++s) {
+      if (fed_set.count(plan->steps[s].id)) continue;
+      for (auto in : plan->steps[s].inputs) {
+        last_use[in] = s;
+        uses[in].push_back(s);
+      }
+    }
+    std::unordered_set<std::int64_t> fetched;
+    for (const auto& f : fetches) fetched.insert(f.node);
+    plan->release_after.resize(plan->steps.size());
+    plan->next_uses.resize(plan->steps.size());
+    for (const auto& [id, s] : last_use) {
+      if (!fetched.count(id)) plan->release_after[s].push_back(id);
+    }
+    for (std::size_t s = 0; s < plan->steps.size(); ++s) {
+      if (fed_set.count(plan->steps[s].id)) continue;
+      for (auto in : plan->steps[s].inputs) {
+        const auto& u = uses[in];
+        auto it = std::upper_bound(u.begin(), u.end(), s);
+        if (it != u.end()) plan->next_uses[s].push_back({in, *it});
+      }
+    }
+    ++stats.plans_built;
+    stats.plan_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    plans[key] = plan;
+    return plan;
+  }
+
+  // ---- execution -----------------------------------------------------------------
+
+  Tensor output_tensor(const PlanNode& pn) {
+    return Tensor(pn.shape, new_buffer(pool, pn.shape, compute_tier, pn.name));
+  }
+
+  void execute(const PlanNode& pn, std::unordered_map<std::int64_t, Tensor>& values) {
+    auto in = [&](std::size_t i) -> const Tensor& {
+      auto it = values.find(pn.inputs.at(i));
+      if (it == values.end()) {
+        throw std::logic_error("spillway graph: node '" + pn.name + "': input " +
+                               std::to_string(pn.inputs[i]) + " was not computed");
+      }
+      return it->second;
+    };
+    auto rd = [&](const Tensor& t) { return t.buffer().pin(compute_tier, Access::Read); };
+    auto f = [](Pin& p) { return static_cast<float*>(p.data()); };
+    auto cf = [](Pin& p) { return static_cast<const float*>(p.data()); };
+    switch (pn.op) {
+      case Op::Placeholder:
+        return;  // fed
+      case Op::Variable: {
+        auto it = variables.find(pn.id);
+        if (it == variables.end()) throw std::logic_error("spillway graph: variable node without a value");
+        values[pn.id] = it->second.second;
+        return;
+      }
+      case Op::Const:
+        values[pn.id] = pn.value;
+        return;
+      case Op::ApplyGradientDescent: {
+        Tensor& var = variables.at(pn.inputs[0]).second;
+        Pin g = rd(in(1)), lr = rd(in(2));
+        Pin v = var.buffer().pin(compute_tier, Access::ReadWrite);
+        kernels::gradient_descent(f(v), cf(g), cf(lr)[0], var.shape().elements());
+        values[pn.id] = var;
+        return;
+      }
+      default:
+        break;
+    }
+    Tensor out = output_tensor(pn);
+    {
+      Pin o = out.buffer().pin(compute_tier, Access::ReadWrite);
+      const std::int64_t n = pn.shape.elements();
+      switch (pn.op) {
+        case Op::MatMul: {
+          Pin a = rd(in(0)), b = rd(in(1));
+          const auto& as = in(0).shape().dims;
+          const std::int64_t m = pn.shape.dims[0], cols = pn.shape.dims[1];
+          const std::int64_t k = pn.transpose_a ? as[0] : as[1];
+          kernels::matmul(cf(a), cf(b), f(o), m, k, cols, pn.transpose_a, pn.transpose_b);
+          break;
+        }
+        case Op::Add: {
+          Pin a = rd(in(0)), b = rd(in(1));
+          kernels::add(cf(a), cf(b), f(o), n);
+          break;
+        }
+        case Op::BiasAdd: {
+          Pin x = rd(in(0)), b = rd(in(1));
+          kernels::bias_add(cf(x), cf(b), f(o), pn.shape.dims[0], pn.shape.dims[1]);
+          break;
+        }
+        case Op::Relu: {
+          Pin x = rd(in(0));
+          kernels::relu(cf(x), f(o), n);
+          break;
+        }
+        case Op::Sigmoid: {
+          Pin x = rd(in(0));
+          kernels::sigmoid(cf(x), f(o), n);
+          break;
+        }
+        case Op::LogisticLoss: {
+          Pin z = rd(in(0)), t = rd(in(1));
+          kernels::logistic_loss(cf(z), cf(t), f(o), n);
+          break;
+        }
+        case Op::ReduceMean: {
+          Pin x = rd(in(0));
+          f(o)[0] = kernels::reduce_mean(cf(x), in(0).shape().elements());
+          break;
+        }
+        case Op::ReluGrad: {
+          Pin x = rd(in(0)), dy = rd(in(1));
+          kernels::relu_grad(cf(x), cf(dy), f(o), n);
+          break;
+        }
+        case Op::SigmoidGrad: {
+          Pin y = rd(in(0)), dy = rd(in(1));
+          kernels::sigmoid_grad(cf(y), cf(dy), f(o), n);
+          break;
+        }
+        case Op::LogisticLossGrad: {
+          Pin z = rd(in(0)), t = rd(in(1)), dy = rd(in(2));
+          kernels::logistic_loss_grad(cf(z), cf(t), cf(dy), f(o), n);
+          break;
+        }
+        case Op::ReduceMeanGrad: {
+          Pin dy = rd(in(0));
+          kernels::reduce_mean_grad(cf(dy)[0], f(o), n);
+          break;
+        }
+        case Op::BiasAddGrad: {
+          Pin dy = rd(in(0));
+          const auto& ds = in(0).shape().dims;
+          kernels::bias_add_grad(cf(dy), f(o), ds[0], ds[1]);
+          break;
+        }
+        default:
+          throw std::logic_error(std::string("spillway graph: cannot execute ") + op_name(pn.op));
+      }
+    }
+    values[pn.id] = std::move(out);
+  }
+
+  std::vector<Tensor> run(const std::vector<Output>& fetches,
+                          const std::vector<std::pair<Output, Tensor>>& feeds,
+                          const std::vector<Output>& targets) {
+    for (const auto& [o, t] : feeds) {
+      const NodeInfo& n = node(o);
+      if (!t) throw std::invalid_argument("spillway graph: feed for node " + std::to_string(o.node) + " is empty");
+      if (!(t.shape() == n.shape)) {
+        throw std::invalid_argument("spillway graph: feed for node " + std::to_string(o.node) +
+                                    " has shape " + t.shape().str() + ", the node expects " + n.shape.str());
+      }
+    }
+    auto plan = plan_for(fetches, feeds, targets);
+    const auto t0 = Clock::now();
+    std::unordered_map<std::int64_t, Tensor> values;
+    std::unordered_set<std::int64_t> fed;
+    for (const auto& [o, t] : feeds) {
+      values[o.node] = t;
+      fed.insert(o.node);
+    }
+    const std::uint64_t base = step_clock;
+    for (std::size_t s = 0; s < plan->steps.size(); ++s) {
+      const PlanNode& pn = plan->steps[s];
+      if (!fed.count(pn.id)) execute(pn, values);
+      // Schedule-aware memory: tell the pool when each input is next needed
+      // (Lookahead evicts the farthest first) and start bringing the next
+      // step's inputs up while this one's output is consumed.
+      for (const auto& [id, when] : plan->next_uses[s]) {
+        if (auto it = values.find(id); it != values.end()) it->second.buffer().hint_next_use(base + when);
+      }
+      if (s + 1 < plan->steps.size()) {
+        for (auto id : plan->steps[s + 1].inputs) {
+          if (auto it = values.find(id); it != values.end()) it->second.buffer().prefetch(compute_tier);
+        }
+      }
+      for (auto id : plan->release_after[s]) values.erase(id);
+      ++stats.nodes_executed;
+    }
+    step_clock = base + plan->steps.size();
+    std::vector<Tensor> out;
+    for (const auto& f : fetches) {
+      auto it = values.find(f.node);
+      if (it == values.end()) throw std::logic_error("spillway graph: fetch was not computed");
+      const Tensor& t = it->second;
+      if (nodes[static_cast<std::size_t>(f.node)].op == Op::Variable ||
+          nodes[static_cast<std::size_t>(f.node)].op == Op::ApplyGradientDescent) {
+        out.push_back(Tensor::from(pool, t.shape(), t.values()));  // a snapshot, as TF returns
+      } else {
+        out.push_back(t);
+      }
+    }
+    ++stats.runs;
+    stats.execute_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    return out;
+  }
+};
+
+// ---- Session -----------------------------------------------------------------------
+
+Session::Session(Pool& pool) : impl_(std::make_unique<Impl>(pool)) {}
+Session::~Session() = default;
+
+Output Session::placeholder(const std::string& name, Shape shape) {
+  check_shape(shape, "placeholder");
+  return impl_->add_node(Op::Placeholder, {}, std::move(shape), json::object(), name);
+}
+
+Output Session::variable(const std::string& name, Shape shape, std::span<const float> initial) {
+  check_shape(shape, "variable");
+  if (name.empty()) throw std::invalid_argument("spillway graph: a variable needs a name");
+  if (impl_->variable_names.count(name)) {
+    throw std::invalid_argument("spillway graph: a variable named '" + name + "' already exists");
+  }
+  if (static_cast<std::int64_t>(initial.size()) != shape.elements()) {
+    throw std::invalid_argument("spillway graph: variable '" + name + "': " +
+                                std::to_string(initial.size()) + " initial values for shape " + shape.str());
+  }
+  Output o = impl_->add_node(Op::Variable, {}, shape, json::object(), name);
+  Tensor value = Tensor::from(impl_->pool, shape, initial);
+  impl_->variables[o.node] = {name, std::move(value)};
+  impl_->variable_names[name] = o.node;
+  return o;
+}
+
+Output Session::constant(Shape shape, std::span<const float> values) {
+  check_shape(shape, "constant");
+  if (static_cast<std::int64_t>(values.size()) != shape.elements()) {
+    throw std::invalid_argument("spillway graph: constant: " + std::to_string(values.size()) +
+                                " values for shape " + shape.str());
+  }
+  json attrs = {{"value", std::vector<float>(values.begin(), values.end())}};
+  return impl_->add_node(Op::Const, {}, std::move(shape), std::move(attrs));
+}
+
+namespace {
+[[noreturn]] void bad_shapes(const char* op, const Shape& a, const Shape& b) {
+  throw std::invalid_argument(std::string("spillway graph: ") + op + ": incompatible shapes " +
+                              a.str() + " and " + b.str());
+}
+}  // namespace
+
+Output Session::matmul(Output a, Output b, bool transpose_a, bool transpose_b) {
+  const Shape& sa = impl_->node(a).shape;
+  const Shape& sb = impl_->node(b).shape;
+  if (sa.dims.size() != 2 || sb.dims.size() != 2) bad_shapes("MatMul", sa, sb);
+  const auto m = transpose_a ? sa.dims[1] : sa.dims[0];
+  const auto ka = transpose_a ? sa.dims[0] : sa.dims[1];
+  const auto kb = transpose_b ? sb.dims[1] : sb.dims[0];
+  const auto n = transpose_b ? sb.dims[0] : sb.dims[1];
+  if (ka != kb) bad_shapes("MatMul", sa, sb);
+  json attrs = {{"transpose_a", transpose_a}, {"transpose_b", transpose_b}, {"T", "DT_FLOAT"}};
+  return impl_->add_node(Op::MatMul, {a, b}, Shape{{m, n}}, std::move(attrs));
+}
+
+Output Session::add(Output a, Output b) {
+  const Shape& sa = impl_->node(a).shape;
+  if (!(sa == impl_->node(b).shape)) bad_shapes("Add", sa, impl_->node(b).shape);
+  return impl_->add_node(Op::Add, {a, b}, sa, {{"T", "DT_FLOAT"}});
+}
+
+Output Session::bias_add(Output x, Output b) {
+  const Shape& sx = impl_->node(x).shape;
+  const Shape& sb = impl_->node(b).shape;
+  if (sx.dims.size() != 2 || sb.dims.size() != 1 || sb.dims[0] != sx.dims[1]) bad_shapes("BiasAdd", sx, sb);
+  return impl_->add_node(Op::BiasAdd, {x, b}, sx, {{"T", "DT_FLOAT"}, {"data_format", "NHWC"}});
+}
+
+Output Session::relu(Output x) {
+  return impl_->add_node(Op::Relu, {x}, impl_->node(x).shape, {{"T", "DT_FLOAT"}});
+}
+
+Output Session::sigmoid(Output x) {
+  return impl_->add_node(Op::Sigmoid, {x}, impl_->node(x).shape, {{"T", "DT_FLOAT"}});
+}
+
+Output Session::logistic_loss(Output logits, Output labels) {
+  const Shape& sz = impl_->node(logits).shape;
+  if (!(sz == impl_->node(labels).shape)) bad_shapes("LogisticLoss", sz, impl_->node(labels).shape);
+  return impl_->add_node(Op::LogisticLoss, {logits, labels}, sz, {{"T", "DT_FLOAT"}});
+}
+
+Output Session::reduce_mean(Output x) {
+  return impl_->add_node(Op::ReduceMean, {x}, Shape{},
+                         {{"T", "DT_FLOAT"}, {"keep_dims", false}, {"input_shape", impl_->node(x).shape.dims}});
+}
+
+std::vector<Output> Session::gradients(Output loss, const std::vector<Output>& xs) {
+  Impl& s = *impl_;
+  if (s.node(loss).shape.elements() != 1) {
+    throw std::invalid_argument("spillway graph: gradients: the loss must be a scalar, not " + s.node(loss).shape.str());
+  }
+  for (const auto& x : xs) s.node(x);
+  const std::uint64_t gen = s.generation;
+  auto out = [gen](std::int64_t id) { return Output{id, gen}; };
+  // Which nodes the loss depends on.
+  std::vector<char> reaches(static_cast<std::size_t>(loss.node) + 1, 0);
+  reaches[static_cast<std::size_t>(loss.node)] = 1;
+  for (std::int64_t id = loss.node; id >= 0; --id) {
+    if (!reaches[static_cast<std::size_t>(id)]) continue;
+    for (auto in : s.nodes[static_cast<std::size_t>(id)].inputs) reaches[static_cast<std::size_t>(in)] = 1;
+  }
+  std::unordered_map<std::int64_t, Output> grads;
+  auto accumulate = [&](std::int64_t id, Output g) {
+    auto it = grads.find(id);
+    if (it == grads.end()) grads.emplace(id, g);
+    else it->second = add(it->second, g);
+  };
+  grads.emplace(loss.node, constant(1.0f));
+  for (std::int64_t id = loss.node; id >= 0; --id) {
+    if (!reaches[static_cast<std::size_t>(id)]) continue;
+    auto git = grads.find(id);
+    if (git == grads.end()) continue;
+    const Output g = git->second;
+    const NodeInfo n = s.nodes[static_cast<std::size_t>(id)];  // copy: building appends to nodes
+    switch (n.op) {
+      case Op::MatMul: {
+        const Output a = out(n.inputs[0]), b = out(n.inputs[1]);
+        const bool ta = n.transpose_a, tb = n.transpose_b;
+        if (!ta && !tb) {
+          accumulate(a.node, matmul(g, b, false, true));
+          accumulate(b.node, matmul(a, g, true, false));
+        } else if (ta && !tb) {
+          accumulate(a.node, matmul(b, g, false, true));
+          accumulate(b.node, matmul(a, g, false, false));
+        } else if (!ta && tb) {
+          accumulate(a.node, matmul(g, b, false, false));
+          accumulate(b.node, matmul(g, a, true, false));
+        } else {
+          accumulate(a.node, matmul(b, g, true, true));
+          accumulate(b.node, matmul(g, a, true, true));
+        }
+        break;
+      }
+      case Op::Add:
+        accumulate(n.inputs[0], g);
+        accumulate(n.inputs[1], g);
+        break;
+      case Op::BiasAdd: {
+        accumulate(n.inputs[0], g);
+        const Shape bs = s.nodes[static_cast<std::size_t>(n.inputs[1])].shape;
+        accumulate(n.inputs[1], s.add_node(Op::BiasAddGrad, {g}, bs, {{"T", "DT_FLOAT"}}));
+        break;
+      }
+      case Op::Relu:
+        accumulate(n.inputs[0], s.add_node(Op::ReluGrad, {out(n.inputs[0]), g}, n.shape, {{"T", "DT_FLOAT"}}));
+        break;
+      case Op::Sigmoid:
+        accumulate(n.inputs[0], s.add_node(Op::SigmoidGrad, {out(id), g}, n.shape, {{"T", "DT_FLOAT"}}));
+        break;
+      case Op::LogisticLoss:
+        accumulate(n.inputs[0], s.add_node(Op::LogisticLossGrad,
+                                           {out(n.inputs[0]), out(n.inputs[1]), g}, n.shape,
+                                           {{"T", "DT_FLOAT"}}));
+        break;
+      case Op::ReduceMean: {
+        const Shape xs_shape = s.nodes[static_cast<std::size_t>(n.inputs[0])].shape;
+        accumulate(n.inputs[0], s.add_node(Op::ReduceMeanGrad, {g}, xs_shape, {{"T", "DT_FLOAT"}}));
+        break;
+      }
+      default:
+        break;  // leaves, and ops with no gradient here
+    }
+  }
+  std::vector<Output> result;
+  for (const auto& x : xs) {
+    auto it = grads.find(x.node);
+    if (it != grads.end()) {
+      result.push_back(it->second);
+    } else {
+      const Shape sh = s.node(x).shape;
+      std::vector<float> zeros(static_cast<std::size_t>(sh.elements()), 0.0f);
+      result.push_back(constant(sh, zeros));
+    }
+  }
+  return result;
+}
+
+Output Session::apply_gradient_descent(Output var, Output grad, Output learning_rate) {
+  const NodeInfo& v = impl_->node(var);
+  if (v.op != Op::Variable) throw std::invalid_argument("spillway graph: apply_gradient_descent needs a variable");
+  if (!(v.shape == impl_->node(grad).shape)) bad_shapes("ApplyGradientDescent", v.shape, impl_->node(grad).shape);
+  if (impl_->node(learning_rate).shape.elements() != 1) {
+    throw std::invalid_argument("spillway graph: the learning rate must be a scalar");
+  }
+  return impl_->add_node(Op::ApplyGradientDescent, {var, grad, learning_rate}, v.shape,
+                         {{"T", "DT_FLOAT"}, {"use_locking", false}});
+}
+
+std::vector<Tensor> Session::run(const std::vector<Output>& fetches,
+                                 const std::vector<std::pair<Output, Tensor>>& feeds,
+                                 const std::vector<Output>& targets) {
+  return impl_->run(fetches, feeds, targets);
+}
+
+void Session::clear_session() {
+  Impl& s = *impl_;
+  s.plans.clear();
+  s.variables.clear();
+  s.variable_names.clear();
+  s.nodes.clear();
+  s.nodes.shrink_to_fit();
+  ++s.generation;
+  ++s.graph_version;
+  s.name_counter = 0;
+}
+
+Checkpoint Session::save() {
+  Checkpoint c;
+  for (const auto& [id, nv] : impl_->variables) c[nv.first] = nv.second.values();
+  return c;
+}
+
+void Session::restore(const Checkpoint& checkpoint) {
+  for (auto& [id, nv] : impl_->variables) {
+    auto it = checkpoint.find(nv.first);
+    if (it == checkpoint.end()) continue;
+    if (static_cast<std::int64_t>(it->second.size()) != nv.second.shape().elements()) {
+      throw std::invalid_argument("spillway graph: restore: variable '" + nv.first + "' has shape " +
+                                  nv.second.shape().str() + ", the checkpoint holds " +
+                                  std::to_string(it->second.size()) + " values");
+    }
+    if (it->second.empty()) continue;
+    Pin p = nv.second.buffer().pin(impl_->compute_tier, Access::ReadWrite);
+    std::memcpy(p.data(), it->second.data(), it->second.size() * sizeof(float));
+  }
+}
+
+std::size_t Session::node_count() const { return impl_->nodes.size(); }
+const Shape& Session::shape(Output o) const { return impl_->node(o).shape; }
+const SessionStats& Session::stats() const { return impl_->stats; }
+Pool& Session::pool() const { return impl_->pool; }
+
+}  // namespace spillway::graph

@@ -1,8 +1,9 @@
 // tools/spillway_main.cpp — the `spillway` command-line tool.
 //
 // Subcommands:
-//   demo   spills a working set through all three tiers and prints what moved
-//   info   prints the configuration a Pool would get here (from SPILLWAY_*)
+//   session-growth  the experiment: a growing graph vs clear_session (main job)
+//   demo            spills a working set through all three tiers and prints what moved
+//   info            prints the configuration a Pool would get here (from SPILLWAY_*)
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "session_growth_cmd.hpp"
 #include "spillway/spillway.hpp"
 #include "tiers/device/cuda_backend.hpp"
 
@@ -124,8 +126,11 @@ int main(int argc, char** argv) {
   demo->add_option("--buffers", count, "number of buffers")->capture_default_str()->check(CLI::Range(1, 100000));
   demo->add_option("--size", size, "bytes per buffer")->capture_default_str();
   auto* info = app.add_subcommand("info", "Print the pool configuration taken from SPILLWAY_* variables");
+  spillway::tools::SessionGrowthArgs growth;
+  auto* growth_cmd = spillway::tools::add_session_growth_command(app, growth);
   CLI11_PARSE(app, argc, argv);
   try {
+    if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
     if (demo->parsed()) {
       return run_demo(parse_byte_size(device, "--device"), parse_byte_size(host, "--host"), count,
                       parse_byte_size(size, "--size"));

@@ -73,7 +73,8 @@ std::uint64_t moved_bytes(const PoolStats& s, int from, int to) {
 
 std::vector<EpochRecord> run_session_growth(Session& session, const GrowthOptions& o,
                                             GrowthMode mode,
-                                            const std::function<void(const EpochRecord&)>& on_epoch) {
+                                            const std::function<void(const EpochRecord&)>& on_epoch,
+                                            const std::function<void(const StepRecord&)>& on_step) {
   if (o.samples <= 0 || o.features <= 0 || o.epochs <= 0 || o.steps_per_epoch <= 0) {
     throw std::invalid_argument("session-growth: samples, features, epochs and steps must be positive");
   }
@@ -114,9 +115,21 @@ std::vector<EpochRecord> run_session_growth(Session& session, const GrowthOption
       const Output up_b = session.apply_gradient_descent(m.b, m.grads[1], lr);
       auto out = session.run({m.loss}, {{m.x, x}, {m.y, y}}, {up_w, up_b});
       loss = out[0].item();
-      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      const auto t1 = Clock::now();
+      const double ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
       total_ms += ms;
       r.last_step_ms = ms;
+      if (on_step) {
+        StepRecord sr;
+        sr.epoch = epoch;
+        sr.step = step;
+        sr.start_ns = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count());
+        sr.duration_ns = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+        sr.graph_nodes = session.node_count();
+        on_step(sr);
+      }
     }
     // Accuracy of the epoch's weights (not timed).
     auto vals = session.run({m.logits, m.w, m.b}, {{m.x, x}});

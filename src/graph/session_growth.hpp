@@ -50,10 +50,21 @@ struct EpochRecord {
   double stall_ms = 0;                      // pin stall during the epoch
 };
 
-// Runs the experiment in `session` (which should be fresh); calls `on_epoch`
-// after each epoch. Returns every epoch's record.
+// One training step, as on_step reports it (steady-clock nanoseconds).
+struct StepRecord {
+  int epoch = 0;
+  int step = 0;
+  std::uint64_t start_ns = 0;
+  std::uint64_t duration_ns = 0;
+  std::size_t graph_nodes = 0;
+};
+
+// Runs the experiment in `session` (which should be fresh); calls `on_step`
+// after each step and `on_epoch` after each epoch. Returns every epoch's
+// record.
 std::vector<EpochRecord> run_session_growth(Session& session, const GrowthOptions& options,
                                             GrowthMode mode,
-                                            const std::function<void(const EpochRecord&)>& on_epoch = {});
+                                            const std::function<void(const EpochRecord&)>& on_epoch = {},
+                                            const std::function<void(const StepRecord&)>& on_step = {});
 
 }  // namespace spillway::graph

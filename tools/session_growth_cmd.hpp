@@ -1,0 +1,29 @@
+// tools/session_growth_cmd.hpp — the `spillway session-growth` subcommand.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace spillway::tools {
+
+// Embedded defaults: on a 2-core machine the leaky graph outgrows the device
+// budget and then the host budget within about a minute (docs/session-growth.md).
+struct SessionGrowthArgs {
+  std::string device = "512K";
+  std::string host = "1M";
+  int epochs = 100;
+  int steps = 10;
+  int samples = 1000;
+  int features = 32;
+  std::uint64_t seed = 42;
+  std::string modes = "leaky,clear";
+  std::string out = "session-growth-out";
+  std::string trace;
+};
+
+CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& args);
+int run_session_growth_command(const SessionGrowthArgs& args);
+
+}  // namespace spillway::tools

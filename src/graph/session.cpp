@@ -154,6 +154,12 @@ struct Plan {
   std::vector<std::vector<std::int64_t>> release_after;
   // For each step, the step at which each of its inputs is next needed.
   std::vector<std::vector<std::pair<std::int64_t, std::size_t>>> next_uses;
+  // For each step, the values that outlive the run (variables, constants,
+  // feeds) used there for the last time, with the step of their first use:
+  // the next run of this plan needs them again then.
+  std::vector<std::vector<std::pair<std::int64_t, std::size_t>>> next_run_uses;
+  // For each step, the step that first uses its output (none: npos).
+  std::vector<std::size_t> first_use_of_output;
 };
 
 }  // namespace
@@ -334,7 +340,15 @@ struct Session::Impl {
     for (const auto& f : fetches) fetched.insert(f.node);
     plan->release_after.resize(plan->steps.size());
     plan->next_uses.resize(plan->steps.size());
+    plan->next_run_uses.resize(plan->steps.size());
+    plan->first_use_of_output.assign(plan->steps.size(), std::string::npos);
+    for (std::size_t s = 0; s < plan->steps.size(); ++s) {
+      if (auto it = uses.find(plan->steps[s].id); it != uses.end()) plan->first_use_of_output[s] = it->second.front();
+    }
     for (const auto& [id, s] : last_use) {
+      const Op op = plan->steps[step_of.at(id)].op;
+      const bool persistent = op == Op::Variable || op == Op::Const || fed_set.count(id);
+      if (persistent) plan->next_run_uses[s].push_back({id, uses.at(id).front()});
       if (!fetched.count(id)) plan->release_after[s].push_back(id);
     }
     for (std::size_t s = 0; s < plan->steps.size(); ++s) {
@@ -491,11 +505,21 @@ struct Session::Impl {
     for (std::size_t s = 0; s < plan->steps.size(); ++s) {
       const PlanNode& pn = plan->steps[s];
       if (!fed.count(pn.id)) execute(pn, values);
+      if (plan->first_use_of_output[s] != std::string::npos) {
+        if (auto it = values.find(pn.id); it != values.end()) {
+          it->second.buffer().hint_next_use(base + plan->first_use_of_output[s]);
+        }
+      }
       // Schedule-aware memory: tell the pool when each input is next needed
       // (Lookahead evicts the farthest first) and start bringing the next
       // step's inputs up while this one's output is consumed.
       for (const auto& [id, when] : plan->next_uses[s]) {
         if (auto it = values.find(id); it != values.end()) it->second.buffer().hint_next_use(base + when);
+      }
+      for (const auto& [id, first] : plan->next_run_uses[s]) {
+        if (auto it = values.find(id); it != values.end()) {
+          it->second.buffer().hint_next_use(base + plan->steps.size() + first);
+        }
       }
       if (s + 1 < plan->steps.size()) {
         for (auto id : plan->steps[s + 1].inputs) {

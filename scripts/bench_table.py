@@ -488,6 +488,65 @@ def main():
                     best.append(f"{size} {100 * v:.0f}% ({c})")
             summary.append(f"  best codec, {what}, {data}: " + ", ".join(best))
 
+    # Graph executor (bench/graph_bench.cpp), when it ran.
+    graph_path = os.path.join(results, "graph_bench.json")
+    if os.path.exists(graph_path):
+        _, graph = load(graph_path)
+        md.append("## 4. Graph executor (`bench/graph_bench.cpp`)")
+        md.append("")
+        md.append("Simulated device tier (host memory): what is measured is the executor and the "
+                  "pool's policy, not PCIe. *dispatch*: `Session::run` of a chain of Relu nodes on a "
+                  "one-element tensor with the plan cached; ns per executed node is the per-op "
+                  "overhead (pin inputs, allocate the output in the pool, unpin, free, hints). "
+                  "*mlp*: one training step (forward, gradients, gradient-descent updates) of a "
+                  "4-layer MLP (batch 128, width 256); `fits` has a device tier that holds "
+                  "everything, `lru` and `lookahead` a device tier of one third of the step's "
+                  "device peak. Target: lookahead >= 70% of the fitting speed.")
+        md.append("")
+        rows = []
+        for n in ("1", "100"):
+            r, e = get(graph, f"graph/dispatch/chain/{n}")
+            if r:
+                rows.append([f"chain of {n}", with_cv(fmt(ns(r) / 1e3, 2), cv_pct(e, "real_time")) + " µs",
+                             fmt(r.get("ns_per_node", 0), 0)])
+        if rows:
+            md.append(table(["run", "time per run", "ns per node"], rows))
+            md.append("")
+        fits, _ = get(graph, "graph/mlp/fits")
+        rows = []
+        for mode in ("fits", "lru", "lookahead"):
+            r, e = get(graph, f"graph/mlp/{mode}")
+            if not r:
+                continue
+            speed = ns(fits) / ns(r) if fits else None
+            rows.append([mode, fmt(r.get("device_budget_MiB", 0), 2), fmt(r.get("step_peak_MiB", 0), 2),
+                         with_cv(fmt(ns(r) / 1e6, 2), cv_pct(e, "real_time")),
+                         fmt(r.get("moved_MiB_per_step", 0), 2), pct(speed) if speed else "-"])
+        if rows:
+            md.append(table(["device tier", "budget MiB", "step peak MiB", "step ms", "moved MiB/step",
+                             "speed vs fits"], rows))
+            md.append("")
+        look, _ = get(graph, "graph/mlp/lookahead")
+        if fits and look:
+            ok = ns(fits) / ns(look) >= 0.70
+            verdicts.append(f"graph MLP step at 1/3 of its device peak, Lookahead >= 70% of fitting: "
+                            f"{'MET' if ok else 'MISSED'} ({pct(ns(fits) / ns(look))})")
+        rows = []
+        for mode in ("leaky", "clear"):
+            r, _ = get(graph, f"graph/session_growth/{mode}")
+            if r:
+                rows.append([mode, fmt(r.get("first_epoch_step_ms", 0), 2), fmt(r.get("last_epoch_step_ms", 0), 2),
+                             fmt(r.get("growth_ms_per_epoch", 0), 3), fmt(r.get("graph_nodes", 0), 0)])
+        if rows:
+            md.append("Session growth (the experiment on a reduced setting: 1,000 samples x 32 features, "
+                      "40 epochs x 5 steps, device 256 KiB, host 512 KiB; one run each): mean step time "
+                      "of the first and last epoch and its least-squares growth per epoch. The full "
+                      "experiment is `scripts/main.sh` ([session-growth.md](session-growth.md)).")
+            md.append("")
+            md.append(table(["mode", "first epoch step ms", "last epoch step ms", "growth ms/epoch",
+                             "graph nodes at end"], rows))
+            md.append("")
+
     # The verdicts go right after the introduction.
     at = md.index("## Machine and run")
     md[at:at] = ["## Targets", ""] + [f"- {v}" for v in verdicts] + [""]

@@ -303,7 +303,7 @@ void PoolCore::demote_to_clean(BufferRecord* r, Tier below) {
   link(r);
 }
 
-bool PoolCore::evict_one(BufferRecord* v, EvictionReason reason) {
+bool PoolCore::evict_one(BufferRecord* v, EvictionReason reason, std::vector<InlineMove>* inline_moves) {
   const Tier from = v->primary;
   // A clean copy below makes the eviction free: drop the primary.
   for (Tier below : {Tier::Host, Tier::Disk}) {
@@ -316,14 +316,17 @@ bool PoolCore::evict_one(BufferRecord* v, EvictionReason reason) {
   }
   // Otherwise copy it down: device victims to host when host has room now,
   // else straight to disk; host victims to disk.
+  const bool on_caller = inline_moves != nullptr;
   if (from == Tier::Device) {
     if (void* b = try_block(Tier::Host, v->size)) {
-      launch_move(v, Tier::Host, b, std::nullopt, true, reason, nullptr);
+      launch_move(v, Tier::Host, b, std::nullopt, true, reason, nullptr, on_caller);
+      if (on_caller) inline_moves->push_back({v, from, Tier::Host, b, std::nullopt, reason});
       return true;
     }
   }
   if (auto e = try_extent(v->size)) {
-    launch_move(v, Tier::Disk, nullptr, e, true, reason, nullptr);
+    launch_move(v, Tier::Disk, nullptr, e, true, reason, nullptr, on_caller);
+    if (on_caller) inline_moves->push_back({v, from, Tier::Disk, nullptr, e, reason});
     return true;
   }
   if (from == Tier::Device && arena(Tier::Host) != nullptr) {
@@ -337,7 +340,8 @@ bool PoolCore::evict_one(BufferRecord* v, EvictionReason reason) {
   return false;
 }
 
-bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason) {
+bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason,
+                               std::vector<InlineMove>* inline_moves) {
   bool changed = false;
   std::uint64_t freed = 0;  // bytes freed at once by clean evictions
   const int ti = tier_index(t);
@@ -371,7 +375,7 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
       v = next;
       continue;
     }
-    if (!evict_one(v, reason)) {
+    if (!evict_one(v, reason, inline_moves)) {
       // Nowhere to put this one now; a later attempt retries it.
       smallest_failed = std::min(smallest_failed, footprint);
       v = next;
@@ -432,7 +436,19 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
     // When the free total would hold the request but no extent does
     // (fragmentation), evict one more buffer than is already on its way.
     const std::uint64_t want = free_bytes >= need ? pending + 1 : need - free_bytes;
-    if (start_evictions(t, want, EvictionReason::Pressure) && pending == 0) continue;
+    // The spills that make this room run on this thread, which would only
+    // wait for the IO workers otherwise (each hand-off costs two thread
+    // wake-ups); the lock is released while they copy.
+    std::vector<InlineMove> mine;
+    const bool started = start_evictions(t, want, EvictionReason::Pressure, &mine);
+    if (!mine.empty()) {
+      if (waited != nullptr) *waited = true;
+      lk.unlock();
+      for (auto& m : mine) run_move(m.record, m.from, m.to, m.dst, m.ext, true, m.reason, nullptr);
+      lk.lock();
+      continue;
+    }
+    if (started && pending == 0) continue;
     if (pending > 0) {
       if (waited != nullptr) *waited = true;
       wait_io(lk, "a spill that makes room");

@@ -180,8 +180,19 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // Starts spills out of `t` until the bytes in flight out of it reach
   // `want`; clean evictions happen at once. Returns whether anything changed.
-  bool start_evictions(Tier t, std::uint64_t want, EvictionReason reason);
-  bool evict_one(BufferRecord* v, EvictionReason reason);
+  // A move the caller runs itself after unlocking (see make_room).
+  struct InlineMove {
+    BufferRecord* record;
+    Tier from, to;
+    void* dst;
+    std::optional<SpillExtent> ext;
+    EvictionReason reason;
+  };
+  // With `inline_moves`, copy-down evictions are not queued on the IO
+  // workers but appended there for the caller to run.
+  bool start_evictions(Tier t, std::uint64_t want, EvictionReason reason,
+                       std::vector<InlineMove>* inline_moves = nullptr);
+  bool evict_one(BufferRecord* v, EvictionReason reason, std::vector<InlineMove>* inline_moves = nullptr);
   void demote_to_clean(BufferRecord* r, Tier below);
   void maybe_proactive(Tier t);
   // Reserves a block on memory tier t, evicting and waiting as allowed.

@@ -75,7 +75,13 @@ struct DiskOptions {
 
 enum class EvictionPolicy : std::uint8_t {
   Lru,        // least recently pinned first
-  Lookahead,  // farthest next-use hint first; unhinted buffers fall back to LRU
+  // Farthest next use first (Buffer::hint_next_use, e.g. from a graph
+  // executor's schedule), among the 64 least recently used candidates,
+  // weighed by cost: a victim with a clean copy below (free to drop) counts
+  // as twice as far as a dirty one. Buffers used but never hinted count as
+  // farthest (in LRU order among themselves); one just allocated and not yet
+  // pinned or hinted counts as nearest.
+  Lookahead,
 };
 
 struct PoolOptions {

@@ -20,6 +20,8 @@ namespace spillway::detail {
 namespace {
 // How many eviction candidates one start_evictions call looks at, at most.
 constexpr int kMaxVictimScan = 4096;
+// How many of the least recently used candidates Lookahead compares.
+constexpr int kLookaheadWindow = 64;
 }  // namespace
 
 // ---- RecordList ---------------------------------------------------------------
@@ -355,14 +357,36 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
   while (v != nullptr && pending_out_[ti] + freed < want && ++examined <= kMaxVictimScan) {
     BufferRecord* next = RecordList::next(v, kPrimaryList, ti);
     if (options_.policy == EvictionPolicy::Lookahead) {
-      // Farthest next use first among the oldest few; unhinted buffers
-      // (kNoHint) count as farthest, which keeps LRU order among them.
-      BufferRecord* best = v;
+      // Among the oldest few, the farthest next use first, weighed by what
+      // the eviction costs: a victim with a clean copy below costs one copy
+      // (the fetch back), a dirty one two (the write now, the fetch later),
+      // so a clean victim counts as twice as far. Distances are measured
+      // from the nearest hint in the window (the pool does not know the
+      // executor's current step). Unhinted buffers (kNoHint) count as
+      // farthest, which keeps LRU order among them.
+      std::uint64_t nearest = kNoHint;
       BufferRecord* c = v;
-      for (int i = 0; i < 64 && c != nullptr; ++i) {
+      for (int i = 0; i < kLookaheadWindow && c != nullptr; ++i) {
+        if (!c->fresh) nearest = std::min(nearest, c->next_use);
+        c = RecordList::next(c, kPrimaryList, ti);
+      }
+      auto score = [nearest](const BufferRecord* r) {
+        if (r->fresh) return 0.0;
+        if (r->next_use == kNoHint) return std::numeric_limits<double>::infinity();
+        const bool clean = r->has_clean(Tier::Host) || r->has_clean(Tier::Disk);
+        return static_cast<double>(r->next_use - nearest + 1) * (clean ? 2.0 : 1.0);
+      };
+      BufferRecord* best = v;
+      double best_score = score(v);
+      c = RecordList::next(v, kPrimaryList, ti);
+      for (int i = 1; i < kLookaheadWindow && c != nullptr; ++i) {
         const bool movable = c->footprint < smallest_failed || c->has_clean(Tier::Host) ||
                              c->has_clean(Tier::Disk);
-        if (movable && c->next_use > best->next_use) best = c;
+        const double sc = score(c);
+        if (movable && sc > best_score) {
+          best = c;
+          best_score = sc;
+        }
         c = RecordList::next(c, kPrimaryList, ti);
       }
       if (best != v) next = v;
@@ -845,6 +869,7 @@ void PoolCore::free(BufferRecord* r) noexcept {
 // ---- pins ----------------------------------------------------------------------
 
 void PoolCore::grant_pin(BufferRecord* r, Access access) {
+  r->fresh = false;
   if (r->pins++ == 0) {
     primary_lists_[tier_index(r->primary)].remove(r);
     pinned_bytes_[tier_index(r->primary)] += r->footprint;
@@ -1108,6 +1133,7 @@ void PoolCore::hint_next_use(BufferRecord* r, std::uint64_t step) {
   Lock lk(mu_);
   check_open();
   r->next_use = step;
+  r->fresh = false;
 }
 
 void PoolCore::evict(BufferRecord* r, Tier where) {

@@ -97,6 +97,11 @@ struct BufferRecord {
   bool stale_clean = false;  // drop the clean copies once copy_fence is done
   std::uint64_t last_use = 0;
   std::uint64_t next_use = kNoHint;
+  // Allocated, and neither pinned nor hinted since: its owner is about to
+  // use it. Lookahead counts it as nearest, not as unhinted (farthest), so
+  // that the proactive spill an allocation may start does not pick the very
+  // buffer just allocated.
+  bool fresh = true;
   std::array<std::array<ListHook, kTierCount>, 2> hooks{};
 
   bool has_copy(Tier t) const {

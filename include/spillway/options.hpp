@@ -101,12 +101,21 @@ struct PoolOptions {
   // How long a caller waits for one in-flight move (a spill or fetch already
   // under way) before throwing IoError(ETIMEDOUT).
   std::chrono::milliseconds io_timeout{60000};
+  // When set, the pool's metrics (PoolStats::to_prometheus) are written to
+  // this file every metrics_interval and when the pool is destroyed,
+  // atomically (a temporary file renamed over it), for node_exporter's
+  // textfile collector. A path that cannot be written makes the Pool
+  // constructor throw IoError.
+  std::string metrics_file;
+  std::chrono::milliseconds metrics_interval{10000};
 
   // Reads SPILLWAY_DEVICE_BYTES, SPILLWAY_DEVICE_BACKEND, SPILLWAY_HOST_BYTES,
   // SPILLWAY_HOST_PINNED, SPILLWAY_DISK, SPILLWAY_DISK_DIR, SPILLWAY_DISK_BYTES,
   // SPILLWAY_COMPRESSION, SPILLWAY_POLICY, SPILLWAY_IO_THREADS,
   // SPILLWAY_HIGH_WATERMARK, SPILLWAY_LOW_WATERMARK, SPILLWAY_PRESSURE_WAIT_MS,
-  // SPILLWAY_IO_TIMEOUT_MS over the defaults (or over `base`).
+  // SPILLWAY_IO_TIMEOUT_MS, SPILLWAY_STAGING_BUFFER_BYTES, SPILLWAY_STAGING_BUFFERS,
+  // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS over the defaults (or
+  // over `base`).
   static PoolOptions from_env();
   static PoolOptions from_env(PoolOptions base);
   // Throws std::invalid_argument naming the first field that is out of range.

@@ -42,6 +42,11 @@ struct ErrorStats {
   std::uint64_t timeouts = 0;              // waits for an in-flight move that hit io_timeout
 };
 
+// Upper bounds (seconds) of the move-latency histogram's buckets; one more
+// bucket holds everything slower.
+inline constexpr std::array<double, 12> kMoveLatencyBounds = {
+    1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0};
+
 struct PoolStats {
   std::array<TierStats, kTierCount> tiers{};
   // moves[from][to], indexed by tier_index().
@@ -56,11 +61,25 @@ struct PoolStats {
   std::uint64_t disk_stored_bytes = 0;  // bytes of records on disk after compression
   std::uint64_t disk_file_bytes = 0;    // current length of the spill file(s)
   ErrorStats errors;
+  // Completed moves by duration: move_latency[i] counts moves that took at
+  // most kMoveLatencyBounds[i] (and more than the bound before); the last
+  // entry counts the rest. Not cumulative.
+  std::array<std::uint64_t, kMoveLatencyBounds.size() + 1> move_latency{};
+  double move_latency_sum = 0.0;  // seconds, over the same moves
 
   const TierStats& tier(Tier t) const { return tiers[tier_index(t)]; }
   const MoveStats& move(Tier from, Tier to) const { return moves[tier_index(from)][tier_index(to)]; }
   // A human-readable multi-line summary.
   std::string to_string() const;
+  // The snapshot in the Prometheus text exposition format (version 0.0.4):
+  // spillway_tier_bytes{tier,state}, spillway_tier_buffers{tier},
+  // spillway_tier_fragmentation_ratio{tier}, spillway_moves_total{from,to},
+  // spillway_moved_bytes_total{from,to}, spillway_move_seconds_total{from,to},
+  // spillway_move_duration_seconds (histogram), spillway_evictions_total{reason},
+  // spillway_clean_evictions_total, spillway_pins_total, spillway_pin_waits_total,
+  // spillway_stall_seconds_total, spillway_live_buffers, spillway_errors_total{kind}.
+  // Disabled tiers are left out.
+  std::string to_prometheus() const;
 };
 
 }  // namespace spillway

@@ -159,6 +159,10 @@ PoolOptions PoolOptions::from_env(PoolOptions o) {
   if (const char* v = env("SPILLWAY_IO_TIMEOUT_MS")) {
     o.io_timeout = std::chrono::milliseconds(parse_count(v, "SPILLWAY_IO_TIMEOUT_MS"));
   }
+  if (const char* v = env("SPILLWAY_METRICS_FILE")) o.metrics_file = v;
+  if (const char* v = env("SPILLWAY_METRICS_INTERVAL_MS")) {
+    o.metrics_interval = std::chrono::milliseconds(parse_count(v, "SPILLWAY_METRICS_INTERVAL_MS"));
+  }
   o.validate();
   return o;
 }
@@ -177,6 +181,9 @@ void PoolOptions::validate() const {
   if (pressure_wait.count() < 0) fail("pressure_wait must not be negative");
   if (io_timeout.count() <= 0) fail("io_timeout must be positive");
   if (device.cuda_device < 0) fail("device.cuda_device must not be negative");
+  if (!metrics_file.empty() && metrics_interval.count() <= 0) {
+    fail("metrics_interval must be positive when metrics_file is set");
+  }
   constexpr std::size_t MiB = std::size_t{1} << 20;
   if (device.staging_buffer_bytes == 0 || device.staging_buffer_bytes % MiB != 0 ||
       device.staging_buffer_bytes > 64 * MiB) {

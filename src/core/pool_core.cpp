@@ -2,6 +2,7 @@
 // See pool_core.hpp for the state machine this file implements.
 #include "pool_core.hpp"
 
+#include "src/instrument/metrics_file.hpp"
 #include "src/instrument/nvtx.hpp"
 #include "tiers/device/cuda_backend.hpp"
 #include "tiers/device/staging_ring.hpp"
@@ -131,11 +132,16 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
   }
   nvtx_initialize();
   io_ = std::make_unique<IoExecutor>(options_.io_threads);
+  if (!options_.metrics_file.empty()) {
+    metrics_ = std::make_unique<instrument::MetricsFileWriter>(
+        options_.metrics_file, options_.metrics_interval, [this] { return stats().to_prometheus(); });
+  }
 }
 
 PoolCore::~PoolCore() { shutdown(); }
 
 void PoolCore::shutdown() {
+  metrics_.reset();  // stops the writer after the final numbers (the pool still answers stats())
   {
     Lock lk(mu_);
     if (closed_) return;
@@ -676,6 +682,10 @@ void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
   r->moving = false;
   if (!error) {
     MoveStats& m = moves_[tier_index(from)][tier_index(to)];
+    std::size_t bucket = 0;
+    while (bucket < kMoveLatencyBounds.size() && seconds > kMoveLatencyBounds[bucket]) ++bucket;
+    ++move_latency_[bucket];
+    move_latency_sum_ += seconds;
     ++m.moves;
     m.bytes += r->size;
     m.stored_bytes += stored;
@@ -1308,6 +1318,8 @@ PoolStats PoolCore::stats() const {
   s.pins = pins_;
   s.pin_waits = pin_waits_;
   s.stall_seconds = stall_seconds_;
+  s.move_latency = move_latency_;
+  s.move_latency_sum = move_latency_sum_;
   s.live_buffers = records_.size();
   s.errors = errors_;
   return s;

@@ -41,6 +41,10 @@
 #include "tiers/device/memory_arena.hpp"
 #include "tiers/disk/spill_store.hpp"
 
+namespace spillway::instrument {
+class MetricsFileWriter;
+}
+
 namespace spillway::detail {
 
 class StagingRing;
@@ -251,6 +255,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::string spill_dir_;
   std::string backend_reason_;
   std::unique_ptr<IoExecutor> io_;
+  std::unique_ptr<instrument::MetricsFileWriter> metrics_;  // when options_.metrics_file is set
   std::mutex staging_mu_;
   std::vector<std::unique_ptr<StagingRing>> free_rings_;  // under staging_mu_
 
@@ -289,6 +294,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::uint64_t pins_ = 0;
   std::uint64_t pin_waits_ = 0;
   double stall_seconds_ = 0;
+  std::array<std::uint64_t, kMoveLatencyBounds.size() + 1> move_latency_{};
+  double move_latency_sum_ = 0;
   ErrorStats errors_;
 
   std::shared_ptr<TraceSink> trace_;

@@ -1,4 +1,4 @@
-// src/core/stats.cpp — PoolStats::to_string.
+// src/core/stats.cpp — PoolStats::to_string and to_prometheus.
 #include <cstdio>
 #include <string>
 
@@ -72,6 +72,129 @@ std::string PoolStats::to_string() const {
                 static_cast<unsigned long long>(errors.timeouts));
   out += line;
   return out;
+}
+
+namespace {
+
+// Prometheus numbers: integers as integers, others with enough digits.
+std::string num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+std::string num(std::uint64_t v) { return std::to_string(v); }
+
+class Exposition {
+ public:
+  void family(const char* name, const char* type, const char* help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  void sample(const std::string& name, const std::string& labels, const std::string& value) {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += ' ';
+    out_ += value;
+    out_ += '\n';
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+std::string tier_label(Tier t) { return "tier=\"" + std::string(tier_name(t)) + "\""; }
+
+}  // namespace
+
+std::string PoolStats::to_prometheus() const {
+  Exposition e;
+  const Tier all[] = {Tier::Device, Tier::Host, Tier::Disk};
+  e.family("spillway_tier_bytes", "gauge",
+           "Bytes per tier and state: used (primaries and clean copies), clean, pinned, peak, "
+           "capacity (absent when unlimited).");
+  for (Tier t : all) {
+    const TierStats& s = tier(t);
+    if (!s.enabled) continue;
+    const std::string l = tier_label(t);
+    e.sample("spillway_tier_bytes", l + ",state=\"used\"", num(s.used_bytes));
+    e.sample("spillway_tier_bytes", l + ",state=\"clean\"", num(s.clean_bytes));
+    e.sample("spillway_tier_bytes", l + ",state=\"pinned\"", num(s.pinned_bytes));
+    e.sample("spillway_tier_bytes", l + ",state=\"peak\"", num(s.peak_bytes));
+    if (s.capacity_bytes != kUnlimited) {
+      e.sample("spillway_tier_bytes", l + ",state=\"capacity\"", num(s.capacity_bytes));
+    }
+  }
+  e.family("spillway_tier_buffers", "gauge", "Buffers whose primary copy is on the tier.");
+  for (Tier t : all) {
+    if (tier(t).enabled) e.sample("spillway_tier_buffers", tier_label(t), num(tier(t).buffers));
+  }
+  e.family("spillway_tier_fragmentation_ratio", "gauge",
+           "1 - largest free extent / total free bytes of the tier.");
+  for (Tier t : all) {
+    if (tier(t).enabled) e.sample("spillway_tier_fragmentation_ratio", tier_label(t), num(tier(t).fragmentation));
+  }
+  struct PairMetric {
+    const char* name;
+    const char* help;
+  };
+  const PairMetric pairs[] = {
+      {"spillway_moves_total", "Completed moves of a buffer's primary copy between tiers."},
+      {"spillway_moved_bytes_total", "Logical buffer bytes moved between tiers."},
+      {"spillway_move_seconds_total", "Seconds spent copying between tiers."}};
+  for (int k = 0; k < 3; ++k) {
+    e.family(pairs[k].name, "counter", pairs[k].help);
+    for (Tier from : all) {
+      for (Tier to : all) {
+        if (from == to || !tier(from).enabled || !tier(to).enabled) continue;
+        const MoveStats& m = move(from, to);
+        const std::string l = "from=\"" + std::string(tier_name(from)) + "\",to=\"" +
+                              std::string(tier_name(to)) + "\"";
+        e.sample(pairs[k].name, l, k == 0 ? num(m.moves) : k == 1 ? num(m.bytes) : num(m.seconds));
+      }
+    }
+  }
+  e.family("spillway_move_duration_seconds", "histogram", "Duration of completed moves.");
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kMoveLatencyBounds.size(); ++i) {
+    cumulative += move_latency[i];
+    e.sample("spillway_move_duration_seconds_bucket", "le=\"" + num(kMoveLatencyBounds[i]) + "\"",
+             num(cumulative));
+  }
+  cumulative += move_latency.back();
+  e.sample("spillway_move_duration_seconds_bucket", "le=\"+Inf\"", num(cumulative));
+  e.sample("spillway_move_duration_seconds_sum", "", num(move_latency_sum));
+  e.sample("spillway_move_duration_seconds_count", "", num(cumulative));
+  e.family("spillway_evictions_total", "counter", "Evictions by reason.");
+  const char* reasons[] = {"pressure", "proactive", "explicit"};
+  for (int r = 0; r < kEvictionReasonCount; ++r) {
+    e.sample("spillway_evictions_total", std::string("reason=\"") + reasons[r] + "\"", num(evictions[static_cast<std::size_t>(r)]));
+  }
+  e.family("spillway_clean_evictions_total", "counter",
+           "Evictions that wrote nothing because a clean copy existed below.");
+  e.sample("spillway_clean_evictions_total", "", num(clean_evictions));
+  e.family("spillway_pins_total", "counter", "Pins granted.");
+  e.sample("spillway_pins_total", "", num(pins));
+  e.family("spillway_pin_waits_total", "counter", "Pins that had to wait for bytes to move.");
+  e.sample("spillway_pin_waits_total", "", num(pin_waits));
+  e.family("spillway_stall_seconds_total", "counter", "Seconds callers spent waiting inside pin and allocate.");
+  e.sample("spillway_stall_seconds_total", "", num(stall_seconds));
+  e.family("spillway_live_buffers", "gauge", "Buffers allocated and not yet freed.");
+  e.sample("spillway_live_buffers", "", num(live_buffers));
+  e.family("spillway_errors_total", "counter", "Errors by kind.");
+  e.sample("spillway_errors_total", "kind=\"spill_write\"", num(errors.spill_write_failures));
+  e.sample("spillway_errors_total", "kind=\"fetch\"", num(errors.fetch_failures));
+  e.sample("spillway_errors_total", "kind=\"corruption\"", num(errors.corruptions));
+  e.sample("spillway_errors_total", "kind=\"out_of_memory\"", num(errors.out_of_memory));
+  e.sample("spillway_errors_total", "kind=\"timeout\"", num(errors.timeouts));
+  return e.take();
 }
 
 }  // namespace spillway

@@ -394,10 +394,12 @@ struct Session::Impl {
       case Op::Variable: {
         auto it = variables.find(pn.id);
         if (it == variables.end()) throw std::logic_error("spillway graph: variable node without a value");
+        if (first_use != 0) it->second.second.buffer().hint_next_use(first_use);
         values[pn.id] = it->second.second;
         return;
       }
       case Op::Const:
+        if (first_use != 0) pn.value.buffer().hint_next_use(first_use);
         values[pn.id] = pn.value;
         return;
       case Op::ApplyGradientDescent: {
@@ -513,10 +515,8 @@ struct Session::Impl {
       const std::uint64_t first_use = plan->first_use_of_output[s] != std::string::npos
                                           ? base + plan->first_use_of_output[s]
                                           : 0;
-      if (!fed.count(pn.id)) execute(pn, values, first_use);
-      if (first_use != 0) {
-        if (auto it = values.find(pn.id); it != values.end()) it->second.buffer().hint_next_use(first_use);
-      }
+      if (!fed.count(pn.id)) execute(pn, values, first_use);  // hints what it produces
+      else if (first_use != 0) values.at(pn.id).buffer().hint_next_use(first_use);
       // Schedule-aware memory: tell the pool when each input is next needed
       // (Lookahead evicts the farthest first) and start bringing the next
       // step's inputs up while this one's output is consumed.

@@ -76,11 +76,11 @@ void encode_header(unsigned char* h, const Header& v) {
   put<std::uint64_t>(h + 56, XXH3_64bits(h, 56));
 }
 
-// Raw payloads are written and read in slices of this size, each hashed
-// just before it is written (or just after it is read) while it is still in
-// the CPU's cache. 1 MiB measured best on the reference machine (256 KiB
-// slices cost more in system calls than they saved in cache misses).
-constexpr std::size_t kIoSliceBytes = SliceIo::kSliceBytes;
+// Raw payloads are written and read in slices of SliceIo::slice_bytes()
+// (SliceIo::kSliceBytes for host memory), each hashed just before it is
+// written (or just after it is read) while it is still in the CPU's cache.
+// 1 MiB measured best on the reference machine (256 KiB slices cost more in
+// system calls than they saved in cache misses).
 static_assert(kChunkBytes <= SliceIo::kSliceBytes, "LZ4 chunks are asked for as slices");
 
 // A per-thread hashing state, reused across records.
@@ -362,33 +362,23 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
   }
   if (codec == RecordCodec::Raw) {
     if (stored != raw) throw CorruptionError(buffer_id, off, "raw record size differs", raw, stored);
-    std::uint64_t sum = 0;
+    // Slice by slice: each slice is hashed as soon as it has been read,
+    // while it is still in cache — by this thread, or, for a large record
+    // in host memory, by the helper while this thread reads the next one.
     HashWorker::Job job;
     if (void* whole = io.whole_target(); whole != nullptr) hasher_.start(job, whole, bytes, 0);
-    if (job) {
-      // Large record into host memory: the helper hashes each slice as soon
-      // as it has been read, while this thread reads the next.
-      for (std::size_t done = 0; done < bytes; done += kIoSliceBytes) {
-        const std::size_t n = std::min(kIoSliceBytes, bytes - done);
-        read_all(io.target(done, n), n, off + kRecordHeaderBytes + done);
-        job.ready(done + n);
-        io.deliver(done, n);
-      }
-      sum = job.digest();
-    } else {
-      // Read and hash slice by slice, so each slice is hashed while in cache.
-      XXH3_state_t* state = hash_state();
-      XXH3_64bits_reset(state);
-      const std::size_t slice = io.slice_bytes();
-      for (std::size_t done = 0; done < bytes; done += slice) {
-        const std::size_t n = std::min(slice, bytes - done);
-        void* into = io.target(done, n);
-        read_all(into, n, off + kRecordHeaderBytes + done);
-        XXH3_64bits_update(state, into, n);
-        io.deliver(done, n);
-      }
-      sum = XXH3_64bits_digest(state);
+    XXH3_state_t* state = hash_state();
+    XXH3_64bits_reset(state);
+    const std::size_t slice = io.slice_bytes();
+    for (std::size_t done = 0; done < bytes; done += slice) {
+      const std::size_t n = std::min(slice, bytes - done);
+      void* into = io.target(done, n);
+      read_all(into, n, off + kRecordHeaderBytes + done);
+      if (job) job.ready(done + n);
+      else XXH3_64bits_update(state, into, n);
+      io.deliver(done, n);
     }
+    const std::uint64_t sum = job ? job.digest() : XXH3_64bits_digest(state);
     if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
     return kRecordHeaderBytes + stored;
   }

@@ -7,3 +7,9 @@ pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
+# Live stats in shared memory: Boost.Interprocess (header-only; Debian:
+# libboost-dev), private to libspillway, and shm_open, which glibc before
+# 2.34 keeps in librt.
+find_package(Boost 1.74 REQUIRED)
+include(CheckLibraryExists)
+check_library_exists(rt shm_open "" SPILLWAY_HAVE_LIBRT)

@@ -108,14 +108,21 @@ struct PoolOptions {
   // constructor throw IoError.
   std::string metrics_file;
   std::chrono::milliseconds metrics_interval{10000};
+  // When set, the pool publishes its stats every live_stats_interval (and
+  // once more when it is destroyed) in the shared-memory segment
+  // /dev/shm/spillway.<uid>.<pid> (mode 0600, removed with the pool), where
+  // `spillway top` reads them from another process. Segments left by
+  // processes that died are removed when a pool with live stats starts.
+  bool live_stats = false;
+  std::chrono::milliseconds live_stats_interval{500};
 
   // Reads SPILLWAY_DEVICE_BYTES, SPILLWAY_DEVICE_BACKEND, SPILLWAY_HOST_BYTES,
   // SPILLWAY_HOST_PINNED, SPILLWAY_DISK, SPILLWAY_DISK_DIR, SPILLWAY_DISK_BYTES,
   // SPILLWAY_COMPRESSION, SPILLWAY_POLICY, SPILLWAY_IO_THREADS,
   // SPILLWAY_HIGH_WATERMARK, SPILLWAY_LOW_WATERMARK, SPILLWAY_PRESSURE_WAIT_MS,
   // SPILLWAY_IO_TIMEOUT_MS, SPILLWAY_STAGING_BUFFER_BYTES, SPILLWAY_STAGING_BUFFERS,
-  // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS over the defaults (or
-  // over `base`).
+  // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS, SPILLWAY_LIVE_STATS,
+  // SPILLWAY_LIVE_STATS_INTERVAL_MS over the defaults (or over `base`).
   static PoolOptions from_env();
   static PoolOptions from_env(PoolOptions base);
   // Throws std::invalid_argument naming the first field that is out of range.

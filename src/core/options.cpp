@@ -163,6 +163,11 @@ PoolOptions PoolOptions::from_env(PoolOptions o) {
   if (const char* v = env("SPILLWAY_METRICS_INTERVAL_MS")) {
     o.metrics_interval = std::chrono::milliseconds(parse_count(v, "SPILLWAY_METRICS_INTERVAL_MS"));
   }
+  if (const char* v = env("SPILLWAY_LIVE_STATS")) o.live_stats = parse_bool(v, "SPILLWAY_LIVE_STATS");
+  if (const char* v = env("SPILLWAY_LIVE_STATS_INTERVAL_MS")) {
+    o.live_stats_interval =
+        std::chrono::milliseconds(parse_count(v, "SPILLWAY_LIVE_STATS_INTERVAL_MS"));
+  }
   o.validate();
   return o;
 }
@@ -183,6 +188,10 @@ void PoolOptions::validate() const {
   if (device.cuda_device < 0) fail("device.cuda_device must not be negative");
   if (!metrics_file.empty() && metrics_interval.count() <= 0) {
     fail("metrics_interval must be positive when metrics_file is set");
+  }
+  if (live_stats && live_stats_interval.count() <= 0) {
+    fail("live_stats_interval must be positive when live_stats is set (got " +
+         std::to_string(live_stats_interval.count()) + " ms)");
   }
   constexpr std::size_t MiB = std::size_t{1} << 20;
   if (device.staging_buffer_bytes == 0 || device.staging_buffer_bytes % MiB != 0 ||

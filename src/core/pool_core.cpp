@@ -2,6 +2,7 @@
 // See pool_core.hpp for the state machine this file implements.
 #include "pool_core.hpp"
 
+#include "src/instrument/live_stats.hpp"
 #include "src/instrument/metrics_file.hpp"
 #include "src/instrument/nvtx.hpp"
 #include "tiers/device/cuda_backend.hpp"
@@ -132,16 +133,31 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
   }
   nvtx_initialize();
   io_ = std::make_unique<IoExecutor>(options_.io_threads);
-  if (!options_.metrics_file.empty()) {
-    metrics_ = std::make_unique<instrument::MetricsFileWriter>(
-        options_.metrics_file, options_.metrics_interval, [this] { return stats().to_prometheus(); });
+  // Both call stats() until they are reset: if one throws, the other goes
+  // here, while every member it reads is still alive.
+  try {
+    if (!options_.metrics_file.empty()) {
+      metrics_ = std::make_unique<instrument::MetricsFileWriter>(
+          options_.metrics_file, options_.metrics_interval, [this] { return stats().to_prometheus(); });
+    }
+    if (options_.live_stats) {
+      live_ = std::make_unique<instrument::LiveStatsPublisher>(options_.live_stats_interval,
+                                                               [this] { return stats(); });
+    }
+  } catch (...) {
+    live_.reset();
+    metrics_.reset();
+    throw;
   }
 }
 
 PoolCore::~PoolCore() { shutdown(); }
 
 void PoolCore::shutdown() {
-  metrics_.reset();  // stops the writer after the final numbers (the pool still answers stats())
+  // Both stop after publishing the final numbers (the pool still answers
+  // stats()); the live stats segment goes with its publisher.
+  live_.reset();
+  metrics_.reset();
   {
     Lock lk(mu_);
     if (closed_) return;

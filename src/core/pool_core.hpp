@@ -43,6 +43,7 @@
 
 namespace spillway::instrument {
 class MetricsFileWriter;
+class LiveStatsPublisher;
 }
 
 namespace spillway::detail {
@@ -256,6 +257,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::string backend_reason_;
   std::unique_ptr<IoExecutor> io_;
   std::unique_ptr<instrument::MetricsFileWriter> metrics_;  // when options_.metrics_file is set
+  std::unique_ptr<instrument::LiveStatsPublisher> live_;    // when options_.live_stats is set
   std::mutex staging_mu_;
   std::vector<std::unique_ptr<StagingRing>> free_rings_;  // under staging_mu_
 

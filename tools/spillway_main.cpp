@@ -4,6 +4,7 @@
 //   session-growth  the experiment: a growing graph vs clear_session (main job)
 //   demo            spills a working set through all three tiers and prints what moved
 //   info            prints the configuration a Pool would get here (from SPILLWAY_*)
+//   top             watches a running pool's live stats from another process
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -16,6 +17,7 @@
 #include "session_growth_cmd.hpp"
 #include "spillway/spillway.hpp"
 #include "tiers/device/cuda_backend.hpp"
+#include "top_cmd.hpp"
 
 namespace {
 
@@ -128,6 +130,8 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "Print the pool configuration taken from SPILLWAY_* variables");
   spillway::tools::SessionGrowthArgs growth;
   auto* growth_cmd = spillway::tools::add_session_growth_command(app, growth);
+  spillway::tools::TopArgs top;
+  auto* top_cmd = spillway::tools::add_top_command(app, top);
   CLI11_PARSE(app, argc, argv);
   try {
     if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
@@ -136,6 +140,7 @@ int main(int argc, char** argv) {
                       parse_byte_size(size, "--size"));
     }
     if (info->parsed()) return run_info();
+    if (top_cmd->parsed()) return spillway::tools::run_top_command(top);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "spillway: %s\n", e.what());
     return 2;

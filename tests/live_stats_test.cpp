@@ -389,6 +389,12 @@ TEST(LiveStats, StaleSegmentsOfDeadProcessesAreRemoved) {
   HandMadeSegment stale2(instrument::segment_name(uid, dead, 3), 0);
   IdleChild alive;
   HandMadeSegment living(instrument::segment_name(uid, alive.pid(), 0), sizeof(LiveStatsBlock));
+  // A child that exited and is not reaped yet (a zombie) is dead too.
+  const pid_t zombie = ::fork();
+  if (zombie == 0) ::_exit(0);
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(zombie), &info, WEXITED | WNOWAIT), 0);
+  HandMadeSegment of_zombie(instrument::segment_name(uid, zombie, 0), sizeof(LiveStatsBlock));
   // A link named like a stale segment is not followed or removed, and neither
   // is its target.
   const std::string target = dir.path() + "/target";
@@ -413,11 +419,13 @@ TEST(LiveStats, StaleSegmentsOfDeadProcessesAreRemoved) {
     Pool pool(live_options(dir.path()));  // cleans on the way up
     EXPECT_FALSE(exists(stale.path()));
     EXPECT_FALSE(exists(stale2.path()));
+    EXPECT_FALSE(exists(of_zombie.path())) << "the segment of a zombie process was kept";
     EXPECT_TRUE(exists(living.path())) << "the segment of a live process was removed";
     EXPECT_TRUE(exists(link)) << "a symlink was removed";
     EXPECT_TRUE(exists(target)) << "a symlink's target was removed";
   }
   ::unlink(link.c_str());
+  ::waitpid(zombie, nullptr, 0);
 
   HandMadeSegment again(instrument::segment_name(uid, dead, 0), 64);
   const auto removed = LiveStatsPublisher::clean_stale_segments();
@@ -518,7 +526,7 @@ TEST(LiveStats, TopShowsBarsAndRates) {
   EXPECT_NE(view.find("host    off"), std::string::npos) << view;
   EXPECT_NE(view.find("disk    (no quota)"), std::string::npos) << view;
   // 20 moves and 40 MiB in 2 s.
-  EXPECT_TRUE(std::regex_search(view, std::regex(R"(device -> disk +30 +10\.0 +50\.0 MiB +20\.0 MiB +1\.500 s)")))
+  EXPECT_TRUE(std::regex_search(view, std::regex(R"(device -> disk +30 +10\.0 +50\.0 MiB +20\.0 MiB/s +1\.500 s)")))
       << view;
   EXPECT_NE(view.find("stall      2.000 s total, 0.500 s per s"), std::string::npos) << view;
   EXPECT_NE(view.find("pins       300 (7 waited), 100.0 per s"), std::string::npos) << view;

@@ -79,7 +79,7 @@ std::string render_top(const PoolStats& prev, const PoolStats& cur, double secon
 
   out += '\n';
   if (rates) {
-    std::snprintf(line, sizeof line, "%-18s %10s %10s %12s %12s %10s\n", "moves", "count", "per s",
+    std::snprintf(line, sizeof line, "%-18s %10s %10s %12s %14s %10s\n", "moves", "count", "per s",
                   "bytes", "per s", "copying");
   } else {
     std::snprintf(line, sizeof line, "%-18s %10s %12s %10s\n", "moves", "count", "bytes", "copying");
@@ -98,9 +98,11 @@ std::string render_top(const PoolStats& prev, const PoolStats& cur, double secon
         const MoveStats& p = prev.move(from, to);
         char mps[32], bps[32];
         std::snprintf(mps, sizeof mps, "%.1f", static_cast<double>(delta(m.moves, p.moves)) / seconds);
-        std::snprintf(bps, sizeof bps, "%.1f MiB",
-                      static_cast<double>(delta(m.bytes, p.bytes)) / seconds / (1 << 20));
-        std::snprintf(line, sizeof line, "%-18s %10llu %10s %12s %12s %10s\n", pair.c_str(),
+        std::snprintf(bps, sizeof bps, "%s/s",
+                      human_bytes(static_cast<std::uint64_t>(
+                                      std::llround(static_cast<double>(delta(m.bytes, p.bytes)) / seconds)))
+                          .c_str());
+        std::snprintf(line, sizeof line, "%-18s %10llu %10s %12s %14s %10s\n", pair.c_str(),
                       static_cast<unsigned long long>(m.moves), mps, human_bytes(m.bytes).c_str(), bps,
                       secs);
       } else {

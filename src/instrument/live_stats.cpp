@@ -65,10 +65,22 @@ bool parse_suffix(std::string_view s, std::int64_t& pid, unsigned& index) {
   return pid > 0;
 }
 
-// Whether process `pid` exists (EPERM: it does, owned by someone else).
+// Whether process `pid` runs (EPERM: it does, owned by someone else). A
+// zombie, dead but not reaped yet, does not.
 bool process_exists(std::int64_t pid) {
   if (pid <= 0) return false;
-  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
+  // /proc/<pid>/stat: "pid (comm) S ...", where comm may hold spaces and ')'.
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%lld/stat", static_cast<long long>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (f == nullptr) return true;  // no /proc: trust kill()
+  char buf[512];
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');
+  return close == nullptr || close[1] != ' ' || (close[2] != 'Z' && close[2] != 'X');
 }
 
 struct Found {

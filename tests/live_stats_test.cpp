@@ -381,6 +381,19 @@ TEST(LiveStats, SegmentIsPrivateAndGoesWithThePool) {
   EXPECT_FALSE(exists(first));
 }
 
+TEST(LiveStats, LeftoverWithThisProcesssPidIsReplaced) {
+  // An earlier process that had this pid died with its pool (pids are
+  // reused): its segment has our name but no publisher of ours holds it.
+  ScratchDir dir;
+  HandMadeSegment leftover(instrument::segment_name(::geteuid(), ::getpid(), 0), 64);
+  leftover.write_header(instrument::kLiveStatsMagic, 99, ::getpid());
+  Pool pool(live_options(dir.path()));
+  struct stat st {};
+  ASSERT_EQ(::lstat(leftover.path().c_str(), &st), 0);
+  EXPECT_EQ(static_cast<std::size_t>(st.st_size), sizeof(LiveStatsBlock));
+  EXPECT_EQ(LiveStatsReader::read(::getpid()).stats.tier(Tier::Device).capacity_bytes, 1u << 20);
+}
+
 TEST(LiveStats, StaleSegmentsOfDeadProcessesAreRemoved) {
   const unsigned uid = ::geteuid();
   const pid_t dead = dead_pid();

@@ -253,26 +253,31 @@ LiveStatsPublisher::LiveStatsPublisher(std::chrono::milliseconds interval,
   {
     // The first name that no publisher of this process holds. One that
     // exists anyway was left by an earlier process with our pid (a reused
-    // pid; the owner is certainly dead): it is replaced.
+    // pid; the owner is certainly dead): it is replaced. One that cannot be
+    // removed (another user's file in the sticky /dev/shm, which readers
+    // ignore) is skipped.
     std::lock_guard lk(registry_mutex());
-    for (unsigned index = 0;; ++index) {
+    constexpr unsigned kMaxIndex = 1000;
+    for (unsigned index = 0; map_->name.empty(); ++index) {
       const std::string name = segment_name(uid, owner_pid_, index);
+      if (index >= kMaxIndex) {
+        throw IoError(EEXIST, shm_path(name), 0, "creating the live stats segment (too many pools)");
+      }
       if (registry().count(name) != 0) continue;
-      for (int attempt = 0;; ++attempt) {
+      for (int attempt = 0; attempt < 2; ++attempt) {
         try {
           shm = bip::shared_memory_object(bip::create_only, name.c_str(), bip::read_write, perm);
+          registry().insert(name);
+          map_->name = name;
           break;
         } catch (const bip::interprocess_exception& e) {
-          if (e.get_error_code() == bip::already_exists_error && attempt == 0) {
-            bip::shared_memory_object::remove(name.c_str());
-            continue;
+          const bool exists = e.get_error_code() == bip::already_exists_error;
+          if (!exists) {
+            throw IoError(native_errno(e), shm_path(name), 0, "creating the live stats segment");
           }
-          throw IoError(native_errno(e), shm_path(name), 0, "creating the live stats segment");
+          if (attempt > 0 || !bip::shared_memory_object::remove(name.c_str())) break;  // next index
         }
       }
-      registry().insert(name);
-      map_->name = name;
-      break;
     }
   }
   name_ = map_->name;

@@ -128,6 +128,10 @@ CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& a) {
       "epoch (clear); write a CSV, a summary table and a plot of the step time and bytes per tier");
   c->add_option("--device", a.device, "device tier budget (simulated device)")->capture_default_str();
   c->add_option("--host", a.host, "host tier budget")->capture_default_str();
+  c->add_option("--backend", a.backend,
+                "device tier backend: simulated, or cuda (a real GPU; MatMul then runs on cuBLAS)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"simulated", "cuda"}));
   c->add_option("--epochs", a.epochs, "epochs per mode")->capture_default_str()->check(CLI::Range(1, 100000));
   c->add_option("--steps", a.steps, "training steps per epoch")->capture_default_str()->check(CLI::Range(1, 100000));
   c->add_option("--samples", a.samples, "synthetic samples")->capture_default_str()->check(CLI::Range(1, 10000000));
@@ -158,7 +162,8 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
   go.seed = a.seed;
 
   PoolOptions o = PoolOptions::from_env();
-  o.device.backend = DeviceBackend::Simulated;  // the experiment's budgets are the point, not a GPU
+  // The budgets are the point, not a GPU: simulated unless asked.
+  o.device.backend = a.backend == "cuda" ? DeviceBackend::Cuda : DeviceBackend::Simulated;
   o.device.capacity_bytes = parse_byte_size(a.device, "--device");
   o.host.capacity_bytes = parse_byte_size(a.host, "--host");
   std::filesystem::create_directories(a.out);
@@ -170,8 +175,8 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
 
   std::printf("spillway session-growth: %d samples x %d features, %d epochs x %d steps per mode\n",
               go.samples, go.features, go.epochs, go.steps_per_epoch);
-  std::printf("tiers: device %s (simulated), host %s, disk (spill files under %s)\n\n",
-              a.device.c_str(), a.host.c_str(),
+  std::printf("tiers: device %s (%s), host %s, disk (spill files under %s)\n\n",
+              a.device.c_str(), a.backend.c_str(), a.host.c_str(),
               o.disk.directory.empty() ? "$SPILLWAY_SPILL_DIR, $TMPDIR or /var/tmp" : o.disk.directory.c_str());
   std::vector<EpochRecord> all;
   for (GrowthMode mode : modes) {
@@ -179,6 +184,7 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
     if (trace) pool.set_trace(std::shared_ptr<TraceSink>(trace.get(), [](TraceSink*) {}));
     graph::Session session(pool);
     const char* name = graph::growth_mode_name(mode);
+    if (a.backend == "cuda") std::printf("%s: MatMul on %s\n", name, session.matmul_backend().c_str());
     auto on_epoch = [&](const EpochRecord& r) {
       if (tty) {
         std::fprintf(stderr, "\r  %-5s epoch %4d/%d  step %8.2f ms  nodes %7zu  device %s host %s disk %s MiB   ",

@@ -13,6 +13,7 @@ namespace spillway::tools {
 struct SessionGrowthArgs {
   std::string device = "512K";
   std::string host = "1M";
+  std::string backend = "simulated";
   int epochs = 100;
   int steps = 10;
   int samples = 1000;

@@ -137,7 +137,9 @@ int main(int argc, char** argv) {
     }
     if (info->parsed()) return run_info();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "spillway: %s\n", e.what());
+    // The library's messages already start with "spillway"; others get it.
+    const bool prefixed = std::strncmp(e.what(), "spillway", 8) == 0;
+    std::fprintf(stderr, "%s%s\n", prefixed ? "" : "spillway: ", e.what());
     return 2;
   }
   return 0;

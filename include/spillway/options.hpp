@@ -108,13 +108,18 @@ struct PoolOptions {
   // constructor throw IoError.
   std::string metrics_file;
   std::chrono::milliseconds metrics_interval{10000};
+  // When set, the pool records a trace of its whole life (Pool::set_trace
+  // with a Chrome-JSON sink) and writes it to this file when it is
+  // destroyed; ui.perfetto.dev opens it. A path that cannot be written makes
+  // the Pool constructor throw IoError. See docs/profiling.md.
+  std::string trace_file;
 
   // Reads SPILLWAY_DEVICE_BYTES, SPILLWAY_DEVICE_BACKEND, SPILLWAY_HOST_BYTES,
   // SPILLWAY_HOST_PINNED, SPILLWAY_DISK, SPILLWAY_DISK_DIR, SPILLWAY_DISK_BYTES,
   // SPILLWAY_COMPRESSION, SPILLWAY_POLICY, SPILLWAY_IO_THREADS,
   // SPILLWAY_HIGH_WATERMARK, SPILLWAY_LOW_WATERMARK, SPILLWAY_PRESSURE_WAIT_MS,
   // SPILLWAY_IO_TIMEOUT_MS, SPILLWAY_STAGING_BUFFER_BYTES, SPILLWAY_STAGING_BUFFERS,
-  // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS over the defaults (or
+  // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS, SPILLWAY_TRACE over the defaults (or
   // over `base`).
   static PoolOptions from_env();
   static PoolOptions from_env(PoolOptions base);

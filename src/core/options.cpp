@@ -160,6 +160,7 @@ PoolOptions PoolOptions::from_env(PoolOptions o) {
     o.io_timeout = std::chrono::milliseconds(parse_count(v, "SPILLWAY_IO_TIMEOUT_MS"));
   }
   if (const char* v = env("SPILLWAY_METRICS_FILE")) o.metrics_file = v;
+  if (const char* v = env("SPILLWAY_TRACE")) o.trace_file = v;
   if (const char* v = env("SPILLWAY_METRICS_INTERVAL_MS")) {
     o.metrics_interval = std::chrono::milliseconds(parse_count(v, "SPILLWAY_METRICS_INTERVAL_MS"));
   }

@@ -532,7 +532,20 @@ struct Session::Impl {
       const std::uint64_t first_use = plan->first_use_of_output[s] != std::string::npos
                                           ? base + plan->first_use_of_output[s]
                                           : 0;
-      if (!fed.count(pn.id)) execute(pn, values, first_use);  // hints what it produces
+      if (!fed.count(pn.id)) {
+        // Each node a span in the pool's trace, when one is being recorded.
+        const bool traced = pool.tracing() && pn.op != Op::Const && pn.op != Op::Variable &&
+                            pn.op != Op::Placeholder;
+        const auto n0 = traced ? Clock::now() : Clock::time_point{};
+        execute(pn, values, first_use);  // hints what it produces
+        if (traced) {
+          const auto n1 = Clock::now();
+          using ns = std::chrono::nanoseconds;
+          pool.record_span(pn.name,
+                           static_cast<std::uint64_t>(std::chrono::duration_cast<ns>(n0.time_since_epoch()).count()),
+                           static_cast<std::uint64_t>(std::chrono::duration_cast<ns>(n1 - n0).count()));
+        }
+      }
       else if (first_use != 0) values.at(pn.id).buffer().hint_next_use(first_use);
       // Schedule-aware memory: tell the pool when each input is next needed
       // (Lookahead evicts the farthest first) and start bringing the next

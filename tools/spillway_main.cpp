@@ -2,6 +2,7 @@
 //
 // Subcommands:
 //   session-growth  the experiment: a growing graph vs clear_session (main job)
+//   report          tables and pictures from a recorded trace or a session-growth CSV
 //   demo            spills a working set through all three tiers and prints what moved
 //   info            prints the configuration a Pool would get here (from SPILLWAY_*)
 #include <CLI/CLI.hpp>
@@ -13,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "report.hpp"
 #include "session_growth_cmd.hpp"
 #include "spillway/spillway.hpp"
 #include "tiers/device/cuda_backend.hpp"
@@ -128,9 +130,12 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "Print the pool configuration taken from SPILLWAY_* variables");
   spillway::tools::SessionGrowthArgs growth;
   auto* growth_cmd = spillway::tools::add_session_growth_command(app, growth);
+  spillway::tools::ReportArgs report;
+  auto* report_cmd = spillway::tools::add_report_command(app, report);
   CLI11_PARSE(app, argc, argv);
   try {
     if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
+    if (report_cmd->parsed()) return spillway::tools::run_report_command(report);
     if (demo->parsed()) {
       return run_demo(parse_byte_size(device, "--device"), parse_byte_size(host, "--host"), count,
                       parse_byte_size(size, "--size"));

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
@@ -338,6 +339,48 @@ TEST(PoolTrace, TheCapKeepsTheFileValidAndSaysWhatWasLeftOut) {
     said |= e.value("name", "").rfind("trace incomplete", 0) == 0;
   }
   EXPECT_TRUE(said);
+}
+
+TEST(PoolTrace, KeepLastKeepsTheNewestEvents) {
+  ScratchDir dir;
+  const std::string first_path = dir.path() + "/first.json", last_path = dir.path() + "/last.json";
+  {
+    Pool pool(testing::small_options(dir.path(), 1 << 20, 1 << 20));
+    auto first = std::make_shared<instrument::ChromeTraceSink>(first_path, 10);
+    auto last = std::make_shared<instrument::ChromeTraceSink>(last_path, 10,
+                                                              instrument::ChromeTraceSink::Keep::Last);
+    // One recorder feeds both through a tee.
+    struct Tee : TraceSink {
+      std::vector<std::shared_ptr<TraceSink>> to;
+      void record(const TraceEvent& e) override {
+        for (auto& s : to) s->record(e);
+      }
+    };
+    auto tee = std::make_shared<Tee>();
+    tee->to = {first, last};
+    pool.set_trace(tee);
+    busy(pool);
+    pool.set_trace(nullptr);
+    EXPECT_EQ(first->events(), 10u);
+    EXPECT_EQ(last->events(), 10u);
+    EXPECT_EQ(first->dropped(), last->dropped());
+  }
+  auto slice_times = [](const json& doc) {
+    std::vector<double> ts;
+    for (const auto& e : doc["traceEvents"]) {
+      if (e.at("ph") == "b" || e.at("ph") == "X" || e.at("ph") == "n") ts.push_back(e.at("ts").get<double>());
+    }
+    return ts;
+  };
+  const json f = load(first_path), l = load(last_path);
+  check_trace(f);
+  check_trace(l);
+  const auto tf = slice_times(f), tl = slice_times(l);
+  ASSERT_FALSE(tf.empty());
+  ASSERT_FALSE(tl.empty());
+  EXPECT_LT(*std::max_element(tf.begin(), tf.end()), *std::min_element(tl.begin(), tl.end()))
+      << "the first ten and the last ten events overlap";
+  EXPECT_EQ(l["otherData"]["kept"], "last");
 }
 
 TEST(PoolTrace, TraceFileOptionRecordsThePoolsWholeLife) {

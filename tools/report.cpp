@@ -284,7 +284,7 @@ std::vector<std::string> draw_trace_pictures(const json& doc, const std::string&
        << "set terminal svg size 1000," << 220 + 220 * std::max<std::size_t>(tiers.size(), 1)
        << " dynamic font 'sans,12' background '#ffffff'\n"
        << "set output " << gnuplot_quote(dir + "/occupancy.svg") << "\n"
-       << "set termoption noenhanced\nset grid\nset key top left\nset xlabel 'seconds into the trace'\n"
+       << "set termoption noenhanced\nset grid\nset key outside right top\nset xlabel 'seconds into the trace'\n"
        << "set ylabel 'MiB'\n";
     if (tiers.empty()) {
       gp << "set title 'no tier samples in this trace'\nplot 0 notitle\n";
@@ -316,7 +316,7 @@ std::vector<std::string> draw_trace_pictures(const json& doc, const std::string&
   }
   {
     std::ofstream dat = open_out(dir + "/bandwidth.dat");
-    dat << "# spillway report: bytes moved per bucket of " << bucket_us / 1e3 << " ms, as MB/s\n"
+    dat << "# spillway report: bytes of the moves that ended in each " << bucket_us / 1e3 << " ms, as MB/s\n"
         << "# seconds spill_MBps fetch_MBps\n";
     for (std::size_t i = 0; i < n; ++i) {
       const double secs = bucket_us / 1e6;
@@ -324,16 +324,18 @@ std::vector<std::string> draw_trace_pictures(const json& doc, const std::string&
           << up[i] / secs / 1e6 << '\n';
     }
   }
+  char bucket_label[32];
+  std::snprintf(bucket_label, sizeof bucket_label, "%.3g ms", bucket_us / 1e3);
   {
     std::ofstream gp = open_out(dir + "/bandwidth.gp");
     const std::string data = gnuplot_quote(dir + "/bandwidth.dat");
     gp << "# Made by `spillway report`; redraw with: gnuplot bandwidth.gp (in this directory)\n"
        << "set terminal svg size 1000,420 dynamic font 'sans,12' background '#ffffff'\n"
        << "set output " << gnuplot_quote(dir + "/bandwidth.svg") << "\n"
-       << "set termoption noenhanced\nset grid\nset key top left\n"
-       << "set xlabel 'seconds into the trace'\nset ylabel 'MB/s (moves ending in each "
-       << bucket_us / 1e3 << " ms bucket)'\n"
-       << "set title 'Move bandwidth'\n";
+       << "set termoption noenhanced\nset grid\nset key outside right top\n"
+       << "set xlabel 'seconds into the trace'\nset ylabel 'MB/s'\n"
+       << "set title 'Move bandwidth: bytes of the moves that ended in each " << bucket_label
+       << " interval'\n";
     if (n == 0) {
       gp << "set title 'no moves in this trace'\nplot 0 notitle\n";
     } else {

@@ -127,6 +127,10 @@ CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& a) {
   c->add_option("--modes", a.modes, "which modes to run: leaky,clear | leaky | clear")->capture_default_str();
   c->add_option("--out", a.out, "directory for session_growth.csv, .gp and .svg")->capture_default_str();
   c->add_option("--trace", a.trace, "also write a Perfetto-readable trace (Chrome JSON) here");
+  c->add_option("--trace-keep", a.trace_keep,
+                "past the trace's cap of pool events, keep the first or the last ones")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"first", "last"}));
   return c;
 }
 
@@ -157,7 +161,11 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
   const std::string csv = a.out + "/session_growth.csv";
 
   std::unique_ptr<instrument::ChromeTraceSink> trace;
-  if (!a.trace.empty()) trace = std::make_unique<instrument::ChromeTraceSink>(a.trace);
+  if (!a.trace.empty()) {
+    trace = std::make_unique<instrument::ChromeTraceSink>(
+        a.trace, instrument::ChromeTraceSink::kDefaultMaxPoolEvents,
+        a.trace_keep == "last" ? instrument::ChromeTraceSink::Keep::Last : instrument::ChromeTraceSink::Keep::First);
+  }
   const bool tty = ::isatty(STDERR_FILENO) != 0;
 
   std::printf("spillway session-growth: %d samples x %d features, %d epochs x %d steps per mode\n",
@@ -235,9 +243,9 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
     std::printf("trace:          %s (%zu events; open it in https://ui.perfetto.dev)\n", a.trace.c_str(),
                 trace->events());
     if (trace->dropped() > 0) {
-      std::printf("                the first %zu pool events are in it; %llu later ones were counted, not kept\n",
-                  instrument::ChromeTraceSink::kDefaultMaxPoolEvents,
-                  static_cast<unsigned long long>(trace->dropped()));
+      std::printf("                the %s %zu pool events are in it; %llu %s ones were counted, not kept\n",
+                  a.trace_keep.c_str(), instrument::ChromeTraceSink::kDefaultMaxPoolEvents,
+                  static_cast<unsigned long long>(trace->dropped()), a.trace_keep == "last" ? "earlier" : "later");
     }
   }
   // The two modes compute the same arithmetic: say so if they did not.

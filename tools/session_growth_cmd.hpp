@@ -23,6 +23,7 @@ struct SessionGrowthArgs {
   std::string modes = "leaky,clear";
   std::string out = "session-growth-out";
   std::string trace;
+  std::string trace_keep = "last";
 };
 
 CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& args);

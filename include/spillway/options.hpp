@@ -113,13 +113,19 @@ struct PoolOptions {
   // destroyed; ui.perfetto.dev opens it. A path that cannot be written makes
   // the Pool constructor throw IoError. See docs/profiling.md.
   std::string trace_file;
+  // A trace keeps at most this many pool events (tier samples aside): the
+  // first ones, or the last ones with trace_keep_last. The rest are counted
+  // and the trace says how many.
+  std::size_t trace_max_events = 200000;
+  bool trace_keep_last = false;
 
   // Reads SPILLWAY_DEVICE_BYTES, SPILLWAY_DEVICE_BACKEND, SPILLWAY_HOST_BYTES,
   // SPILLWAY_HOST_PINNED, SPILLWAY_DISK, SPILLWAY_DISK_DIR, SPILLWAY_DISK_BYTES,
   // SPILLWAY_COMPRESSION, SPILLWAY_POLICY, SPILLWAY_IO_THREADS,
   // SPILLWAY_HIGH_WATERMARK, SPILLWAY_LOW_WATERMARK, SPILLWAY_PRESSURE_WAIT_MS,
   // SPILLWAY_IO_TIMEOUT_MS, SPILLWAY_STAGING_BUFFER_BYTES, SPILLWAY_STAGING_BUFFERS,
-  // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS, SPILLWAY_TRACE over the defaults (or
+  // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS, SPILLWAY_TRACE,
+  // SPILLWAY_TRACE_MAX_EVENTS, SPILLWAY_TRACE_KEEP (first|last) over the defaults (or
   // over `base`).
   static PoolOptions from_env();
   static PoolOptions from_env(PoolOptions base);

@@ -139,7 +139,9 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
         options_.metrics_file, options_.metrics_interval, [this] { return stats().to_prometheus(); });
   }
   if (!options_.trace_file.empty()) {
-    trace_file_ = std::make_shared<instrument::ChromeTraceSink>(options_.trace_file);
+    trace_file_ = std::make_shared<instrument::ChromeTraceSink>(
+        options_.trace_file, options_.trace_max_events,
+        options_.trace_keep_last ? instrument::ChromeTraceSink::Keep::Last : instrument::ChromeTraceSink::Keep::First);
     set_trace(trace_file_);
   }
 }

@@ -49,8 +49,8 @@ bool kept_kind(TraceKind k) {
 
 }  // namespace
 
-ChromeTraceSink::ChromeTraceSink(std::string path, std::size_t max_pool_events)
-    : path_(std::move(path)), origin_ns_(steady_now_ns()), max_pool_events_(max_pool_events) {
+ChromeTraceSink::ChromeTraceSink(std::string path, std::size_t max_pool_events, Keep keep)
+    : path_(std::move(path)), origin_ns_(steady_now_ns()), max_pool_events_(max_pool_events), keep_(keep) {
   labels_.emplace_back();
   // Fail where the sink is made, not after a long run.
   std::ofstream probe(path_, std::ios::trunc);
@@ -81,12 +81,20 @@ void ChromeTraceSink::record(const TraceEvent& e) {
     return;
   }
   if (!kept_kind(e.kind)) return;
-  if (kept_.size() >= max_pool_events_) {
-    ++over_cap_;
+  Kept k{e.time_ns, e.duration_ns, e.buffer_id, e.bytes, e.used_bytes, e.pinned_bytes, e.capacity_bytes,
+         intern(e.label), e.thread, e.kind, e.from, e.to, e.reason, e.ok};
+  // Tier samples come at most every sample interval: always kept, so the
+  // counter tracks cover the whole run even when the slices are capped.
+  if (e.kind == TraceKind::TierUsage) {
+    samples_.push_back(k);
     return;
   }
-  kept_.push_back(Kept{e.time_ns, e.duration_ns, e.buffer_id, e.bytes, e.used_bytes, e.pinned_bytes,
-                       e.capacity_bytes, intern(e.label), e.thread, e.kind, e.from, e.to, e.reason, e.ok});
+  if (kept_.size() >= max_pool_events_) {
+    ++over_cap_;
+    if (keep_ == Keep::First || kept_.empty()) return;
+    kept_.pop_front();  // Keep::Last: the oldest goes
+  }
+  kept_.push_back(k);
 }
 
 void ChromeTraceSink::span(const std::string& name, std::uint64_t start_ns, std::uint64_t duration_ns,
@@ -112,19 +120,23 @@ void ChromeTraceSink::write() {
     return t_ns <= origin_ns_ ? 0.0 : static_cast<double>(t_ns - origin_ns_) / 1e3;
   };
   auto start_of = [](const Kept& k) { return k.time_ns - std::min(k.time_ns, k.duration_ns); };
-  std::vector<std::size_t> order(kept_.size());
+  std::vector<const Kept*> all;
+  all.reserve(kept_.size() + samples_.size());
+  for (const Kept& k : kept_) all.push_back(&k);
+  for (const Kept& k : samples_) all.push_back(&k);
+  std::vector<std::size_t> order(all.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return start_of(kept_[a]) < start_of(kept_[b]); });
+                   [&](std::size_t a, std::size_t b) { return start_of(*all[a]) < start_of(*all[b]); });
 
   // Flows: from each eviction of a buffer (a spill, or a drop onto a clean
   // copy) to the next fetch of that buffer.
-  std::vector<std::uint64_t> flow_out(kept_.size(), 0), flow_in(kept_.size(), 0);
+  std::vector<std::uint64_t> flow_out(all.size(), 0), flow_in(all.size(), 0);
   {
     std::unordered_map<std::uint64_t, std::size_t> last_eviction;  // buffer -> kept index
     std::uint64_t next_flow = 1;
     for (std::size_t i : order) {
-      const Kept& k = kept_[i];
+      const Kept& k = *all[i];
       if (!k.ok) continue;
       if (k.kind == TraceKind::SpillEnd || k.kind == TraceKind::Evict) {
         last_eviction[k.buffer_id] = i;
@@ -142,6 +154,8 @@ void ChromeTraceSink::write() {
   out << "{\"displayTimeUnit\":\"ms\",\"otherData\":"
       << json{{"producer", "spillway"},
               {"pool_events_kept", kept_.size()},
+              {"tier_samples_kept", samples_.size()},
+              {"kept", keep_ == Keep::First ? "first" : "last"},
               {"pool_events_over_cap", over_cap_},
               {"pool_events_lost_ring_full", ring_lost_},
               {"max_pool_events", max_pool_events_}}
@@ -152,9 +166,7 @@ void ChromeTraceSink::write() {
       << json{{"name", "thread_name"}, {"ph", "M"}, {"pid", kPid}, {"tid", kStepsTid}, {"args", {{"name", "steps"}}}}
              .dump();
   std::set<std::uint32_t> threads;
-  for (const Kept& k : kept_) {
-    if (k.kind != TraceKind::TierUsage) threads.insert(k.thread);
-  }
+  for (const Kept& k : kept_) threads.insert(k.thread);
   for (std::uint32_t t : threads) {
     out << ",\n"
         << json{{"name", "thread_name"}, {"ph", "M"}, {"pid", kPid}, {"tid", kThreadTidBase + t},
@@ -172,7 +184,7 @@ void ChromeTraceSink::write() {
   }
   std::uint64_t async_id = 0;
   for (std::size_t i : order) {
-    const Kept& k = kept_[i];
+    const Kept& k = *all[i];
     const int tid = static_cast<int>(kThreadTidBase + k.thread);
     const std::string route = tn(k.from) + "->" + tn(k.to);
     switch (k.kind) {
@@ -251,8 +263,9 @@ void ChromeTraceSink::write() {
   if (over_cap_ + ring_lost_ > 0) {
     out << ",\n"
         << json{{"name", "trace incomplete: " + std::to_string(over_cap_) + " pool events over the cap of " +
-                             std::to_string(max_pool_events_) + ", " + std::to_string(ring_lost_) +
-                             " lost to a full recorder ring"},
+                             std::to_string(max_pool_events_) + " (the " +
+                             (keep_ == Keep::First ? "first" : "last") + " ones are kept), " +
+                             std::to_string(ring_lost_) + " lost to a full recorder ring"},
                 {"ph", "i"}, {"s", "g"}, {"pid", kPid}, {"tid", kStepsTid}, {"ts", us(steady_now_ns())}}
                .dump();
   }

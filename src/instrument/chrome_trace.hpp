@@ -17,13 +17,16 @@
 //
 // Events are kept in memory, compactly, and written by write() (or the
 // destructor). A thrashing pool makes millions of moves: past
-// `max_pool_events` the pool's events are counted but not kept (spans
-// always are), so the file stays small enough for the viewer (about 300
-// bytes per kept event: 60 MB at the default cap). dropped() says how many
-// went; the trace ends with an instant saying so.
+// `max_pool_events` the pool's events are counted but not kept — the later
+// ones, or with Keep::Last the older ones (spans and
+// the tier counters, at most one sample per tier per 10 ms, always are), so
+// the file stays small enough for the viewer (about 270 bytes per kept
+// event: 54 MB at the default cap). dropped() says how many went; the trace
+// ends with an instant saying so.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -36,8 +39,12 @@ namespace spillway::instrument {
 class ChromeTraceSink final : public TraceSink {
  public:
   static constexpr std::size_t kDefaultMaxPoolEvents = 200000;
+  // Which pool events a capped trace keeps: the first ones, or the last
+  // ones (the end of a run that slows down is often the interesting part).
+  enum class Keep { First, Last };
   // Throws IoError when `path` cannot be opened for writing.
-  explicit ChromeTraceSink(std::string path, std::size_t max_pool_events = kDefaultMaxPoolEvents);
+  explicit ChromeTraceSink(std::string path, std::size_t max_pool_events = kDefaultMaxPoolEvents,
+                           Keep keep = Keep::First);
   ~ChromeTraceSink() override;
   void record(const TraceEvent& event) override;
   // A span on the "steps" track (steady-clock nanoseconds); args_json is an
@@ -47,7 +54,7 @@ class ChromeTraceSink final : public TraceSink {
   // Writes the file (again, with everything so far). Throws IoError when it
   // cannot be written.
   void write();
-  std::size_t events() const;     // kept pool events and spans
+  std::size_t events() const;     // kept pool events (tier samples aside) and spans
   std::uint64_t dropped() const;  // pool events not kept (the cap) or lost (recorder ring full)
   const std::string& path() const { return path_; }
 
@@ -74,12 +81,14 @@ class ChromeTraceSink final : public TraceSink {
 
   std::string path_;
   mutable std::mutex mu_;
-  std::vector<Kept> kept_;
+  std::deque<Kept> kept_;      // pool events, at most max_pool_events_
+  std::vector<Kept> samples_;  // TierUsage
   std::vector<Span> spans_;
   std::vector<std::string> labels_;
   std::unordered_map<std::string, std::uint32_t> label_ids_;
   std::uint64_t origin_ns_;
   std::size_t max_pool_events_;
+  Keep keep_;
   std::uint64_t over_cap_ = 0;
   std::uint64_t ring_lost_ = 0;
   bool written_ = false;

@@ -70,6 +70,37 @@ BENCHMARK(BM_PinUnpin_Device_ReadWrite)->MinWarmUpTime(0.1);
 // pool's one lock (the machine this was written for has 2 cores).
 BENCHMARK(BM_PinUnpin_Host_Read)->Threads(2)->UseRealTime();
 
+// ---- with the event recorder on ---------------------------------------------
+//
+// The same pin+unpin on a pool that records: each iteration records two
+// events (Pin, Unpin) into the recorder's ring, which its own thread drains
+// into a sink that only counts. (traced - untraced) / 2 is the cost of one
+// recorded event; docs/performance.md and docs/profiling.md show it.
+
+class CountingSink final : public spillway::TraceSink {
+ public:
+  void record(const spillway::TraceEvent&) override { ++events; }
+  std::uint64_t events = 0;
+};
+
+void BM_PinUnpinTraced(benchmark::State& state, Tier tier, Access access) {
+  spillway::Pool pool(pin_options());
+  pool.set_trace(std::make_shared<CountingSink>());
+  spillway::Buffer b = pool.allocate(4096, tier, "pin_bench");
+  {
+    spillway::Pin p = b.pin(tier, Access::ReadWrite);
+    static_cast<unsigned char*>(p.data())[0] = 1;
+  }
+  for (auto _ : state) {
+    spillway::Pin p = b.pin(tier, access);
+    benchmark::DoNotOptimize(p.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  pool.set_trace(nullptr);
+}
+void BM_PinUnpinTraced_Host_Read(benchmark::State& s) { BM_PinUnpinTraced(s, Tier::Host, Access::Read); }
+BENCHMARK(BM_PinUnpinTraced_Host_Read)->MinWarmUpTime(0.1);
+
 // ---- baseline -------------------------------------------------------------------
 
 struct Floor {

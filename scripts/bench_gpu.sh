@@ -30,5 +30,10 @@ out=docs/results/gpu-$stamp.md
   echo '```'
   build/release/bench/cuda_bench --benchmark_min_time=0.2 2>&1
   echo '```'
+  echo
+  echo "## session-growth on the GPU (MatMul on cuBLAS), default budgets"
+  echo '```'
+  build/release/tools/spillway session-growth --backend cuda --out "build/session-growth-gpu" 2>&1
+  echo '```'
 } | tee "$out"
 echo "bench_gpu: wrote $out"

@@ -205,6 +205,15 @@ TEST_F(GraphTest, BadFeedsAndStaleOutputsAreClearErrors) {
   EXPECT_THROW(s.relu(y), std::invalid_argument) << "an Output from before clear_session was accepted";
 }
 
+TEST_F(GraphTest, MatMulUsesTheHostBlasOffTheCudaBackend) {
+  Pool pool(options());
+  Session s(pool);
+  EXPECT_EQ(s.matmul_backend(), "host BLAS");
+  Output a = s.constant(Shape{{2, 2}}, std::vector<float>{1, 2, 3, 4});
+  EXPECT_EQ(s.run({s.matmul(a, a)})[0].values(), (std::vector<float>{7, 10, 15, 22}));
+  EXPECT_EQ(s.stats().device_matmuls, 0u);
+}
+
 // ---- memory ------------------------------------------------------------------------
 
 TEST_F(GraphTest, ClearSessionGivesBackEveryByteOnEveryTier) {

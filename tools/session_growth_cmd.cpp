@@ -5,6 +5,8 @@
 // at each epoch keeps the step time flat. See docs/session-growth.md.
 #include "session_growth_cmd.hpp"
 
+#include "plot.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,21 +37,6 @@ std::string mib(std::uint64_t b) {
   return buf;
 }
 
-// Least-squares slope of y over x.
-double slope(const std::vector<double>& x, const std::vector<double>& y) {
-  const double n = static_cast<double>(x.size());
-  if (n < 2) return 0;
-  double sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    sx += x[i];
-    sy += y[i];
-    sxx += x[i] * x[i];
-    sxy += x[i] * y[i];
-  }
-  const double d = n * sxx - sx * sx;
-  return d == 0 ? 0 : (n * sxy - sx * sy) / d;
-}
-
 void write_csv(const std::string& path, const std::vector<EpochRecord>& rows) {
   std::ofstream out(path, std::ios::trunc);
   if (!out) throw IoError(errno, path, 0, "opening the CSV for writing");
@@ -68,10 +55,27 @@ void write_csv(const std::string& path, const std::vector<EpochRecord>& rows) {
   if (!out) throw IoError(errno, path, 0, "writing the CSV");
 }
 
+}  // namespace
+
+double least_squares_slope(const std::vector<double>& x, const std::vector<double>& y) {
+  const double n = static_cast<double>(x.size());
+  if (n < 2) return 0;
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    sx += x[i];
+    sy += y[i];
+    sxx += x[i] * x[i];
+    sxy += x[i] * y[i];
+  }
+  const double d = n * sxx - sx * sx;
+  return d == 0 ? 0 : (n * sxy - sx * sy) / d;
+}
+
 // The plot, drawn by gnuplot from the CSV: step time per epoch for both
 // modes, and bytes per tier per epoch.
-bool write_plot(const std::string& dir, const std::string& csv, const SessionGrowthArgs& a,
-                std::string* why) {
+
+bool plot_session_growth(const std::string& dir, const std::string& csv, const std::string& title,
+                         std::string* why) {
   const std::string script = dir + "/session_growth.gp";
   const std::string image = dir + "/session_growth.svg";
   {
@@ -79,47 +83,30 @@ bool write_plot(const std::string& dir, const std::string& csv, const SessionGro
     if (!gp) throw IoError(errno, script, 0, "opening the gnuplot script for writing");
     gp << "# Made by `spillway session-growth`; redraw with: gnuplot " << script << "\n"
        << "set terminal svg size 1000,760 dynamic font 'sans,12' background '#ffffff'\n"
-       << "set output '" << image << "'\n"
+       << "set output " << gnuplot_quote(image) << "\n"
        << "set termoption noenhanced\n"
        << "set datafile separator ','\n"
        << "set key top left\n"
        << "set grid\n"
-       << "set multiplot layout 2,1 title 'spillway session-growth: device " << a.device
-       << ", host " << a.host << ", " << a.epochs << " epochs x " << a.steps << " steps'\n"
+       << "set multiplot layout 2,1 title " << gnuplot_quote(title) << "\n"
        << "set xlabel 'epoch'\n"
        << "set ylabel 'mean step time (ms)'\n"
        << "set title 'Step time: leaky graph vs clear_session() every epoch'\n"
-       << "plot '" << csv << "' using 1:(strcol(2) eq 'leaky' ? $3 : 1/0) with linespoints lw 2 pt 7 ps 0.5 title 'leaky (graph keeps growing)', \\\n"
-       << "     '" << csv << "' using 1:(strcol(2) eq 'clear' ? $3 : 1/0) with linespoints lw 2 pt 5 ps 0.5 title 'clear (save, clear, rebuild, restore)', \\\n"
-       << "     '" << csv << "' using 1:(strcol(2) eq 'leaky' ? $5 : 1/0) with lines dt 2 lw 1 title 'leaky: of which re-planning'\n"
+       << "plot " << gnuplot_quote(csv) << " using 1:(strcol(2) eq 'leaky' ? $3 : 1/0) with linespoints lw 2 pt 7 ps 0.5 title 'leaky (graph keeps growing)', \\\n"
+       << "     " << gnuplot_quote(csv) << " using 1:(strcol(2) eq 'clear' ? $3 : 1/0) with linespoints lw 2 pt 5 ps 0.5 title 'clear (save, clear, rebuild, restore)', \\\n"
+       << "     " << gnuplot_quote(csv) << " using 1:(strcol(2) eq 'leaky' ? $5 : 1/0) with lines dt 2 lw 1 title 'leaky: of which re-planning'\n"
        << "set ylabel 'MiB in use at epoch end'\n"
        << "set title 'Where the bytes are (solid: leaky, dashed: clear)'\n"
-       << "plot '" << csv << "' using 1:(strcol(2) eq 'leaky' ? $9/1048576 : 1/0) with lines lw 2 lc rgb '#1b9e77' title 'device', \\\n"
-       << "     '" << csv << "' using 1:(strcol(2) eq 'leaky' ? $10/1048576 : 1/0) with lines lw 2 lc rgb '#d95f02' title 'host', \\\n"
-       << "     '" << csv << "' using 1:(strcol(2) eq 'leaky' ? $11/1048576 : 1/0) with lines lw 2 lc rgb '#7570b3' title 'disk', \\\n"
-       << "     '" << csv << "' using 1:(strcol(2) eq 'clear' ? $9/1048576 : 1/0) with lines dt 2 lw 2 lc rgb '#1b9e77' notitle, \\\n"
-       << "     '" << csv << "' using 1:(strcol(2) eq 'clear' ? $10/1048576 : 1/0) with lines dt 2 lw 2 lc rgb '#d95f02' notitle, \\\n"
-       << "     '" << csv << "' using 1:(strcol(2) eq 'clear' ? $11/1048576 : 1/0) with lines dt 2 lw 2 lc rgb '#7570b3' notitle\n"
+       << "plot " << gnuplot_quote(csv) << " using 1:(strcol(2) eq 'leaky' ? $9/1048576 : 1/0) with lines lw 2 lc rgb '#1b9e77' title 'device', \\\n"
+       << "     " << gnuplot_quote(csv) << " using 1:(strcol(2) eq 'leaky' ? $10/1048576 : 1/0) with lines lw 2 lc rgb '#d95f02' title 'host', \\\n"
+       << "     " << gnuplot_quote(csv) << " using 1:(strcol(2) eq 'leaky' ? $11/1048576 : 1/0) with lines lw 2 lc rgb '#7570b3' title 'disk', \\\n"
+       << "     " << gnuplot_quote(csv) << " using 1:(strcol(2) eq 'clear' ? $9/1048576 : 1/0) with lines dt 2 lw 2 lc rgb '#1b9e77' notitle, \\\n"
+       << "     " << gnuplot_quote(csv) << " using 1:(strcol(2) eq 'clear' ? $10/1048576 : 1/0) with lines dt 2 lw 2 lc rgb '#d95f02' notitle, \\\n"
+       << "     " << gnuplot_quote(csv) << " using 1:(strcol(2) eq 'clear' ? $11/1048576 : 1/0) with lines dt 2 lw 2 lc rgb '#7570b3' notitle\n"
        << "unset multiplot\n";
   }
-  const std::string cmd = "gnuplot '" + script + "' 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) {
-    *why = std::string("could not start gnuplot: ") + std::strerror(errno);
-    return false;
-  }
-  std::string output;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, p) != nullptr) output += buf;
-  const int status = ::pclose(p);
-  if (status != 0) {
-    *why = "gnuplot failed (is it installed? scripts/setup.sh installs gnuplot-nox): " + output;
-    return false;
-  }
-  return true;
+  return run_gnuplot(script, why);
 }
-
-}  // namespace
 
 CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& a) {
   auto* c = app.add_subcommand(
@@ -128,6 +115,10 @@ CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& a) {
       "epoch (clear); write a CSV, a summary table and a plot of the step time and bytes per tier");
   c->add_option("--device", a.device, "device tier budget (simulated device)")->capture_default_str();
   c->add_option("--host", a.host, "host tier budget")->capture_default_str();
+  c->add_option("--backend", a.backend,
+                "device tier backend: simulated, or cuda (a real GPU; MatMul then runs on cuBLAS)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"simulated", "cuda"}));
   c->add_option("--epochs", a.epochs, "epochs per mode")->capture_default_str()->check(CLI::Range(1, 100000));
   c->add_option("--steps", a.steps, "training steps per epoch")->capture_default_str()->check(CLI::Range(1, 100000));
   c->add_option("--samples", a.samples, "synthetic samples")->capture_default_str()->check(CLI::Range(1, 10000000));
@@ -136,6 +127,10 @@ CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& a) {
   c->add_option("--modes", a.modes, "which modes to run: leaky,clear | leaky | clear")->capture_default_str();
   c->add_option("--out", a.out, "directory for session_growth.csv, .gp and .svg")->capture_default_str();
   c->add_option("--trace", a.trace, "also write a Perfetto-readable trace (Chrome JSON) here");
+  c->add_option("--trace-keep", a.trace_keep,
+                "past the trace's cap of pool events, keep the first or the last ones")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"first", "last"}));
   return c;
 }
 
@@ -158,20 +153,25 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
   go.seed = a.seed;
 
   PoolOptions o = PoolOptions::from_env();
-  o.device.backend = DeviceBackend::Simulated;  // the experiment's budgets are the point, not a GPU
+  // The budgets are the point, not a GPU: simulated unless asked.
+  o.device.backend = a.backend == "cuda" ? DeviceBackend::Cuda : DeviceBackend::Simulated;
   o.device.capacity_bytes = parse_byte_size(a.device, "--device");
   o.host.capacity_bytes = parse_byte_size(a.host, "--host");
   std::filesystem::create_directories(a.out);
   const std::string csv = a.out + "/session_growth.csv";
 
   std::unique_ptr<instrument::ChromeTraceSink> trace;
-  if (!a.trace.empty()) trace = std::make_unique<instrument::ChromeTraceSink>(a.trace);
+  if (!a.trace.empty()) {
+    trace = std::make_unique<instrument::ChromeTraceSink>(
+        a.trace, instrument::ChromeTraceSink::kDefaultMaxPoolEvents,
+        a.trace_keep == "last" ? instrument::ChromeTraceSink::Keep::Last : instrument::ChromeTraceSink::Keep::First);
+  }
   const bool tty = ::isatty(STDERR_FILENO) != 0;
 
   std::printf("spillway session-growth: %d samples x %d features, %d epochs x %d steps per mode\n",
               go.samples, go.features, go.epochs, go.steps_per_epoch);
-  std::printf("tiers: device %s (simulated), host %s, disk (spill files under %s)\n\n",
-              a.device.c_str(), a.host.c_str(),
+  std::printf("tiers: device %s (%s), host %s, disk (spill files under %s)\n\n",
+              a.device.c_str(), a.backend.c_str(), a.host.c_str(),
               o.disk.directory.empty() ? "$SPILLWAY_SPILL_DIR, $TMPDIR or /var/tmp" : o.disk.directory.c_str());
   std::vector<EpochRecord> all;
   for (GrowthMode mode : modes) {
@@ -179,6 +179,7 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
     if (trace) pool.set_trace(std::shared_ptr<TraceSink>(trace.get(), [](TraceSink*) {}));
     graph::Session session(pool);
     const char* name = graph::growth_mode_name(mode);
+    if (a.backend == "cuda") std::printf("%s: MatMul on %s\n", name, session.matmul_backend().c_str());
     auto on_epoch = [&](const EpochRecord& r) {
       if (tty) {
         std::fprintf(stderr, "\r  %-5s epoch %4d/%d  step %8.2f ms  nodes %7zu  device %s host %s disk %s MiB   ",
@@ -223,13 +224,16 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
     if (!first) continue;
     const std::string tiers = mib(last->tier_used[0]) + "/" + mib(last->tier_used[1]) + "/" + mib(last->tier_used[2]);
     std::printf("%-6s %13.2f %13.2f %16.3f %12zu %10.4f %9.1f%% %22s %10s %9.1f\n",
-                graph::growth_mode_name(mode), first->step_ms, last->step_ms, slope(x, y),
+                graph::growth_mode_name(mode), first->step_ms, last->step_ms, least_squares_slope(x, y),
                 last->graph_nodes, last->loss, 100.0 * last->accuracy, tiers.c_str(),
                 mib(moved).c_str(), stall);
   }
   std::printf("\nper-epoch data: %s\n", csv.c_str());
   std::string why;
-  if (write_plot(a.out, csv, a, &why)) {
+  if (plot_session_growth(a.out, csv,
+                          "spillway session-growth: device " + a.device + ", host " + a.host + ", " +
+                              std::to_string(a.epochs) + " epochs x " + std::to_string(a.steps) + " steps",
+                          &why)) {
     std::printf("plot:           %s/session_growth.svg\n", a.out.c_str());
   } else {
     std::printf("plot:           not drawn: %s\n", why.c_str());
@@ -239,9 +243,9 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
     std::printf("trace:          %s (%zu events; open it in https://ui.perfetto.dev)\n", a.trace.c_str(),
                 trace->events());
     if (trace->dropped() > 0) {
-      std::printf("                the first %zu pool events are in it; %llu later ones were counted, not kept\n",
-                  instrument::ChromeTraceSink::kDefaultMaxPoolEvents,
-                  static_cast<unsigned long long>(trace->dropped()));
+      std::printf("                the %s %zu pool events are in it; %llu %s ones were counted, not kept\n",
+                  a.trace_keep.c_str(), instrument::ChromeTraceSink::kDefaultMaxPoolEvents,
+                  static_cast<unsigned long long>(trace->dropped()), a.trace_keep == "last" ? "earlier" : "later");
     }
   }
   // The two modes compute the same arithmetic: say so if they did not.

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace spillway::tools {
 
@@ -13,6 +14,7 @@ namespace spillway::tools {
 struct SessionGrowthArgs {
   std::string device = "512K";
   std::string host = "1M";
+  std::string backend = "simulated";
   int epochs = 100;
   int steps = 10;
   int samples = 1000;
@@ -21,9 +23,17 @@ struct SessionGrowthArgs {
   std::string modes = "leaky,clear";
   std::string out = "session-growth-out";
   std::string trace;
+  std::string trace_keep = "last";
 };
 
 CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& args);
 int run_session_growth_command(const SessionGrowthArgs& args);
+// Least-squares slope of y over x (0 with fewer than two points).
+double least_squares_slope(const std::vector<double>& x, const std::vector<double>& y);
+// Draws session_growth.svg (and keeps session_growth.gp) in `dir` from the
+// experiment's CSV: step time per epoch for both modes, bytes per tier per
+// epoch. False, with *why, when gnuplot could not draw it.
+bool plot_session_growth(const std::string& dir, const std::string& csv, const std::string& title,
+                         std::string* why);
 
 }  // namespace spillway::tools

@@ -2,6 +2,7 @@
 //
 // Subcommands:
 //   session-growth  the experiment: a growing graph vs clear_session (main job)
+//   report          tables and pictures from a recorded trace or a session-growth CSV
 //   demo            spills a working set through all three tiers and prints what moved
 //   info            prints the configuration a Pool would get here (from SPILLWAY_*)
 //   top             watches a running pool's live stats from another process
@@ -14,6 +15,7 @@
 #include <random>
 #include <vector>
 
+#include "report.hpp"
 #include "session_growth_cmd.hpp"
 #include "spillway/spillway.hpp"
 #include "tiers/device/cuda_backend.hpp"
@@ -130,11 +132,14 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "Print the pool configuration taken from SPILLWAY_* variables");
   spillway::tools::SessionGrowthArgs growth;
   auto* growth_cmd = spillway::tools::add_session_growth_command(app, growth);
+  spillway::tools::ReportArgs report;
+  auto* report_cmd = spillway::tools::add_report_command(app, report);
   spillway::tools::TopArgs top;
   auto* top_cmd = spillway::tools::add_top_command(app, top);
   CLI11_PARSE(app, argc, argv);
   try {
     if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
+    if (report_cmd->parsed()) return spillway::tools::run_report_command(report);
     if (demo->parsed()) {
       return run_demo(parse_byte_size(device, "--device"), parse_byte_size(host, "--host"), count,
                       parse_byte_size(size, "--size"));
@@ -142,7 +147,9 @@ int main(int argc, char** argv) {
     if (info->parsed()) return run_info();
     if (top_cmd->parsed()) return spillway::tools::run_top_command(top);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "spillway: %s\n", e.what());
+    // The library's messages already start with "spillway"; others get it.
+    const bool prefixed = std::strncmp(e.what(), "spillway", 8) == 0;
+    std::fprintf(stderr, "%s%s\n", prefixed ? "" : "spillway: ", e.what());
     return 2;
   }
   return 0;

@@ -108,6 +108,16 @@ struct PoolOptions {
   // constructor throw IoError.
   std::string metrics_file;
   std::chrono::milliseconds metrics_interval{10000};
+  // When set, the pool records a trace of its whole life (Pool::set_trace
+  // with a Chrome-JSON sink) and writes it to this file when it is
+  // destroyed; ui.perfetto.dev opens it. A path that cannot be written makes
+  // the Pool constructor throw IoError. See docs/profiling.md.
+  std::string trace_file;
+  // A trace keeps at most this many pool events (tier samples aside): the
+  // first ones, or the last ones with trace_keep_last. The rest are counted
+  // and the trace says how many.
+  std::size_t trace_max_events = 200000;
+  bool trace_keep_last = false;
   // When set, the pool publishes its stats every live_stats_interval (and
   // once more when it is destroyed) in the shared-memory segment
   // /dev/shm/spillway.<uid>.<pid> (mode 0600, removed with the pool), where
@@ -121,7 +131,8 @@ struct PoolOptions {
   // SPILLWAY_COMPRESSION, SPILLWAY_POLICY, SPILLWAY_IO_THREADS,
   // SPILLWAY_HIGH_WATERMARK, SPILLWAY_LOW_WATERMARK, SPILLWAY_PRESSURE_WAIT_MS,
   // SPILLWAY_IO_TIMEOUT_MS, SPILLWAY_STAGING_BUFFER_BYTES, SPILLWAY_STAGING_BUFFERS,
-  // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS, SPILLWAY_LIVE_STATS,
+  // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS, SPILLWAY_TRACE,
+  // SPILLWAY_TRACE_MAX_EVENTS, SPILLWAY_TRACE_KEEP (first|last), SPILLWAY_LIVE_STATS,
   // SPILLWAY_LIVE_STATS_INTERVAL_MS over the defaults (or over `base`).
   static PoolOptions from_env();
   static PoolOptions from_env(PoolOptions base);

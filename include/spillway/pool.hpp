@@ -172,7 +172,15 @@ class Pool {
   Buffer allocate(std::size_t bytes, Tier preferred = Tier::Device, std::string_view label = {});
 
   PoolStats stats() const;
+  // Turns the event recorder on with `sink` (nullptr: off, after delivering
+  // what was recorded). See spillway/trace.hpp.
   void set_trace(std::shared_ptr<TraceSink> sink);
+  // Whether the recorder is on (a relaxed load: cheap enough to ask per op).
+  bool tracing() const;
+  // Records a span of the caller's own work — the graph executor records
+  // each node this way — as NodeBegin/NodeEnd events on the calling thread
+  // (steady-clock nanoseconds). Nothing when the recorder is off.
+  void record_span(std::string_view name, std::uint64_t start_ns, std::uint64_t duration_ns);
   const PoolOptions& options() const;
   bool tier_enabled(Tier t) const;
   // "simulated", "cuda" or "none".

@@ -160,6 +160,16 @@ PoolOptions PoolOptions::from_env(PoolOptions o) {
     o.io_timeout = std::chrono::milliseconds(parse_count(v, "SPILLWAY_IO_TIMEOUT_MS"));
   }
   if (const char* v = env("SPILLWAY_METRICS_FILE")) o.metrics_file = v;
+  if (const char* v = env("SPILLWAY_TRACE")) o.trace_file = v;
+  if (const char* v = env("SPILLWAY_TRACE_MAX_EVENTS")) {
+    o.trace_max_events = static_cast<std::size_t>(parse_count(v, "SPILLWAY_TRACE_MAX_EVENTS"));
+  }
+  if (const char* v = env("SPILLWAY_TRACE_KEEP")) {
+    const std::string k = v;
+    if (k == "first") o.trace_keep_last = false;
+    else if (k == "last") o.trace_keep_last = true;
+    else throw std::invalid_argument("spillway: SPILLWAY_TRACE_KEEP: expected 'first' or 'last', got '" + k + "'");
+  }
   if (const char* v = env("SPILLWAY_METRICS_INTERVAL_MS")) {
     o.metrics_interval = std::chrono::milliseconds(parse_count(v, "SPILLWAY_METRICS_INTERVAL_MS"));
   }
@@ -186,6 +196,7 @@ void PoolOptions::validate() const {
   if (pressure_wait.count() < 0) fail("pressure_wait must not be negative");
   if (io_timeout.count() <= 0) fail("io_timeout must be positive");
   if (device.cuda_device < 0) fail("device.cuda_device must not be negative");
+  if (!trace_file.empty() && trace_max_events == 0) fail("trace_max_events must be positive when trace_file is set");
   if (!metrics_file.empty() && metrics_interval.count() <= 0) {
     fail("metrics_interval must be positive when metrics_file is set");
   }

@@ -155,6 +155,10 @@ PoolStats Pool::stats() const {
   return core_->stats();
 }
 void Pool::set_trace(std::shared_ptr<TraceSink> sink) { core_->set_trace(std::move(sink)); }
+bool Pool::tracing() const { return core_->tracing(); }
+void Pool::record_span(std::string_view name, std::uint64_t start_ns, std::uint64_t duration_ns) {
+  core_->record_span(name, start_ns, duration_ns);
+}
 const PoolOptions& Pool::options() const { return core_->options(); }
 bool Pool::tier_enabled(Tier t) const { return core_->tier_enabled(t); }
 std::string_view Pool::device_backend_name() const { return core_->device_backend_name(); }

@@ -2,6 +2,7 @@
 // See pool_core.hpp for the state machine this file implements.
 #include "pool_core.hpp"
 
+#include "src/instrument/chrome_trace.hpp"
 #include "src/instrument/live_stats.hpp"
 #include "src/instrument/metrics_file.hpp"
 #include "src/instrument/nvtx.hpp"
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -133,8 +135,9 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
   }
   nvtx_initialize();
   io_ = std::make_unique<IoExecutor>(options_.io_threads);
-  // Both call stats() until they are reset: if one throws, the other goes
-  // here, while every member it reads is still alive.
+  // The metrics writer and the live stats publisher call stats() until they
+  // are reset: if one of these throws, they go here, while every member
+  // they read is still alive.
   try {
     if (!options_.metrics_file.empty()) {
       metrics_ = std::make_unique<instrument::MetricsFileWriter>(
@@ -143,6 +146,12 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
     if (options_.live_stats) {
       live_ = std::make_unique<instrument::LiveStatsPublisher>(options_.live_stats_interval,
                                                                [this] { return stats(); });
+    }
+    if (!options_.trace_file.empty()) {
+      trace_file_ = std::make_shared<instrument::ChromeTraceSink>(
+          options_.trace_file, options_.trace_max_events,
+          options_.trace_keep_last ? instrument::ChromeTraceSink::Keep::Last : instrument::ChromeTraceSink::Keep::First);
+      set_trace(trace_file_);
     }
   } catch (...) {
     live_.reset();
@@ -158,6 +167,15 @@ void PoolCore::shutdown() {
   // stats()); the live stats segment goes with its publisher.
   live_.reset();
   metrics_.reset();
+  set_trace(nullptr);  // delivers what the recorder holds
+  if (trace_file_) {
+    try {
+      trace_file_->write();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "spillway: the trace was not written: %s\n", e.what());
+    }
+    trace_file_.reset();
+  }
   {
     Lock lk(mu_);
     if (closed_) return;
@@ -902,6 +920,7 @@ void PoolCore::grant_pin(BufferRecord* r, Access access) {
   }
   if (access == Access::ReadWrite) invalidate_clean(r);
   ++pins_;
+  emit(TraceKind::Pin, r, r->primary, r->primary, EvictionReason::Pressure, true, 0);
 }
 
 void PoolCore::invalidate_clean(BufferRecord* r) {
@@ -1025,14 +1044,19 @@ void* PoolCore::pin_impl(BufferRecord* r, Tier where, Access access, bool ordere
   const auto deadline = start + options_.pressure_wait;
   ++pin_waits_;
   NvtxRange wait_range("spillway pin wait");
-  emit(TraceKind::PinWait, r, r->primary, where, EvictionReason::Pressure, true, 0);
+  // Ends (under mu_) however the wait ends: the stall and its trace event.
   struct StallClock {
     PoolCore* core;
+    BufferRecord* r;
+    Tier from, where;
     Clock::time_point start;
     ~StallClock() {
-      core->stall_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+      const auto waited = Clock::now() - start;
+      core->stall_seconds_ += std::chrono::duration<double>(waited).count();
+      core->emit(TraceKind::PinWait, r, from, where, EvictionReason::Pressure, true,
+                 static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count()));
     }
-  } stall{this, start};
+  } stall{this, r, r->primary, where, start};
   for (;;) {
     check_open();
     poll_fences(lk);
@@ -1263,7 +1287,7 @@ std::vector<std::pair<std::string, std::size_t>> PoolCore::pinned_by_label(Tier 
 void PoolCore::throw_oom(Lock& lk, Tier t, std::size_t bytes, const std::string& detail) {
   ++errors_.out_of_memory;
   auto pinned = pinned_by_label(t);
-  emit(TraceKind::OutOfMemory, nullptr, t, t, EvictionReason::Pressure, false, 0);
+  emit(TraceKind::OutOfMemory, nullptr, t, t, EvictionReason::Pressure, false, 0, bytes);
   release_deferred(lk);
   throw OutOfMemory(t, bytes, detail, std::move(pinned));
 }
@@ -1274,26 +1298,71 @@ void PoolCore::note_peak(Tier t) {
 }
 
 void PoolCore::set_trace(std::shared_ptr<TraceSink> sink) {
+  // The new recorder's thread samples the tiers under mu_, and the old one
+  // takes a last sample when it stops: neither is made or joined under mu_.
+  std::unique_ptr<instrument::Recorder> fresh;
+  if (sink) {
+    fresh = std::make_unique<instrument::Recorder>(
+        std::move(sink), [this](std::array<instrument::TierSample, kTierCount>& out) { sample_tiers(out); });
+  }
+  std::unique_ptr<instrument::Recorder> old;
+  {
+    Lock lk(mu_);
+    old = std::move(recorder_);
+    recorder_ = std::move(fresh);
+    tracing_.store(recorder_ != nullptr, std::memory_order_relaxed);
+  }
+  old.reset();
+}
+
+void PoolCore::sample_tiers(std::array<instrument::TierSample, kTierCount>& out) const {
   Lock lk(mu_);
-  trace_ = std::move(sink);
+  for (Tier t : {Tier::Device, Tier::Host}) {
+    const MemoryArena* a = arena(t);
+    if (a == nullptr) continue;
+    auto& s = out[tier_index(t)];
+    s.enabled = true;
+    s.used = a->used();
+    s.pinned = pinned_bytes_[tier_index(t)];
+    s.capacity = a->capacity();
+  }
+  if (store_) {
+    auto& s = out[tier_index(Tier::Disk)];
+    s.enabled = true;
+    const SpillStoreStats ds = store_->stats();
+    s.used = ds.used_bytes;
+    s.pinned = 0;
+    s.capacity = ds.capacity_bytes;
+  }
 }
 
 void PoolCore::emit(TraceKind kind, const BufferRecord* r, Tier from, Tier to,
-                    EvictionReason reason, bool ok, std::uint64_t duration_ns) {
-  if (!trace_) return;
-  TraceEvent e{};
-  e.kind = kind;
-  e.time_ns = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
-  e.buffer_id = r != nullptr ? r->id : 0;
-  e.bytes = r != nullptr ? r->size : 0;
-  e.from = from;
-  e.to = to;
-  e.reason = reason;
-  e.ok = ok;
-  e.duration_ns = duration_ns;
-  if (r != nullptr) e.label = r->label;
-  trace_->record(e);
+                    EvictionReason reason, bool ok, std::uint64_t duration_ns, std::uint64_t bytes) {
+  instrument::Recorder* rec = recorder_.get();
+  if (rec == nullptr) return;
+  std::uint32_t label = 0;
+  if (r != nullptr && !r->label.empty()) {
+    if (r->trace_label_generation != rec->generation()) {
+      r->trace_label = rec->intern(r->label);
+      r->trace_label_generation = rec->generation();
+    }
+    label = r->trace_label;
+  }
+  rec->push(instrument::RawEvent{instrument::steady_now_ns(), r != nullptr ? r->id : 0,
+                                 r != nullptr ? r->size : bytes, duration_ns, label,
+                                 instrument::current_thread_index(), kind, from, to, reason, ok});
+}
+
+void PoolCore::record_span(std::string_view name, std::uint64_t start_ns, std::uint64_t duration_ns) {
+  Lock lk(mu_);
+  instrument::Recorder* rec = recorder_.get();
+  if (rec == nullptr) return;
+  const std::uint32_t label = rec->intern(name);
+  const std::uint32_t thread = instrument::current_thread_index();
+  rec->push(instrument::RawEvent{start_ns, 0, 0, 0, label, thread, TraceKind::NodeBegin, Tier::Host,
+                                 Tier::Host, EvictionReason::Pressure, true});
+  rec->push(instrument::RawEvent{start_ns + duration_ns, 0, 0, duration_ns, label, thread, TraceKind::NodeEnd,
+                                 Tier::Host, Tier::Host, EvictionReason::Pressure, true});
 }
 
 PoolStats PoolCore::stats() const {

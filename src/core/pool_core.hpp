@@ -21,6 +21,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -38,12 +39,15 @@
 #include "spillway/options.hpp"
 #include "spillway/stats.hpp"
 #include "spillway/trace.hpp"
+#include "src/instrument/recorder.hpp"
 #include "tiers/device/memory_arena.hpp"
 #include "tiers/disk/spill_store.hpp"
 
 namespace spillway::instrument {
 class MetricsFileWriter;
 class LiveStatsPublisher;
+class Recorder;
+class ChromeTraceSink;
 }
 
 namespace spillway::detail {
@@ -107,6 +111,9 @@ struct BufferRecord {
   // that the proactive spill an allocation may start does not pick the very
   // buffer just allocated.
   bool fresh = true;
+  // The label's id in the current trace recorder (interned on first use).
+  mutable std::uint32_t trace_label = 0;
+  mutable std::uint64_t trace_label_generation = 0;
   std::array<std::array<ListHook, kTierCount>, 2> hooks{};
 
   bool has_copy(Tier t) const {
@@ -162,6 +169,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   PoolStats stats() const;
   void set_trace(std::shared_ptr<TraceSink> sink);
+  bool tracing() const { return tracing_.load(std::memory_order_relaxed); }
+  void record_span(std::string_view name, std::uint64_t start_ns, std::uint64_t duration_ns);
   const PoolOptions& options() const { return options_; }
   bool tier_enabled(Tier t) const;
   std::string_view device_backend_name() const;
@@ -246,8 +255,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void free_now(BufferRecord* r);
   [[noreturn]] void throw_oom(Lock& lk, Tier t, std::size_t bytes, const std::string& detail);
   std::vector<std::pair<std::string, std::size_t>> pinned_by_label(Tier t) const;
+  // Records an event when tracing is on (under mu_). `bytes` is used when
+  // there is no record.
   void emit(TraceKind kind, const BufferRecord* r, Tier from, Tier to, EvictionReason reason,
-            bool ok, std::uint64_t duration_ns);
+            bool ok, std::uint64_t duration_ns, std::uint64_t bytes = 0);
+  void sample_tiers(std::array<instrument::TierSample, kTierCount>& out) const;
   void note_peak(Tier t);
 
   PoolOptions options_;
@@ -300,7 +312,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   double move_latency_sum_ = 0;
   ErrorStats errors_;
 
-  std::shared_ptr<TraceSink> trace_;
+  // Tracing: the recorder (swapped under mu_), and the trace file's sink
+  // when options_.trace_file is set.
+  std::unique_ptr<instrument::Recorder> recorder_;
+  std::atomic<bool> tracing_{false};
+  std::shared_ptr<instrument::ChromeTraceSink> trace_file_;
 };
 
 }  // namespace spillway::detail

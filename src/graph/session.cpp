@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "device_blas.hpp"
 #include "kernels.hpp"
 
 namespace spillway::graph {
@@ -170,11 +171,18 @@ struct Session::Impl {
                        ? Tier::Device
                        : Tier::Host;
     prefetch_inputs = compute_tier == Tier::Host;
+    // On the CUDA backend MatMul runs on the GPU (cuBLAS) over device pins;
+    // the element-wise ops stay on the host.
+    if (pool.tier_enabled(Tier::Device) && pool.device_backend_name() == "cuda") {
+      device_blas = DeviceBlas::create(pool.options().device.cuda_device, &device_blas_missing);
+    }
   }
 
   Pool& pool;
   Tier compute_tier;
   bool prefetch_inputs = false;
+  std::unique_ptr<DeviceBlas> device_blas;  // set: MatMul runs on the device
+  std::string device_blas_missing;           // why not, on the CUDA backend
   std::uint64_t generation = 1;
   std::vector<NodeInfo> nodes;
   std::unordered_map<std::int64_t, std::pair<std::string, Tensor>> variables;  // node -> (name, value)
@@ -369,8 +377,11 @@ struct Session::Impl {
 
   // ---- execution -----------------------------------------------------------------
 
+  // Where a node computes: MatMul on the device when cuBLAS is there.
+  Tier tier_for(Op op) const { return op == Op::MatMul && device_blas ? Tier::Device : compute_tier; }
+
   Tensor output_tensor(const PlanNode& pn) {
-    return Tensor(pn.shape, new_buffer(pool, pn.shape, compute_tier, pn.name));
+    return Tensor(pn.shape, new_buffer(pool, pn.shape, tier_for(pn.op), pn.name));
   }
 
   // `first_use` is the next-use hint for the output (0: none): set before
@@ -385,7 +396,8 @@ struct Session::Impl {
       }
       return it->second;
     };
-    auto rd = [&](const Tensor& t) { return t.buffer().pin(compute_tier, Access::Read); };
+    const Tier where = tier_for(pn.op);
+    auto rd = [&](const Tensor& t) { return t.buffer().pin(where, Access::Read); };
     auto f = [](Pin& p) { return static_cast<float*>(p.data()); };
     auto cf = [](Pin& p) { return static_cast<const float*>(p.data()); };
     switch (pn.op) {
@@ -416,7 +428,7 @@ struct Session::Impl {
     Tensor out = output_tensor(pn);
     if (first_use != 0) out.buffer().hint_next_use(first_use);
     {
-      Pin o = out.buffer().pin(compute_tier, Access::ReadWrite);
+      Pin o = out.buffer().pin(where, Access::ReadWrite);
       const std::int64_t n = pn.shape.elements();
       switch (pn.op) {
         case Op::MatMul: {
@@ -424,7 +436,12 @@ struct Session::Impl {
           const auto& as = in(0).shape().dims;
           const std::int64_t m = pn.shape.dims[0], cols = pn.shape.dims[1];
           const std::int64_t k = pn.transpose_a ? as[0] : as[1];
-          kernels::matmul(cf(a), cf(b), f(o), m, k, cols, pn.transpose_a, pn.transpose_b);
+          if (device_blas) {
+            device_blas->matmul(cf(a), cf(b), f(o), m, k, cols, pn.transpose_a, pn.transpose_b);
+            ++stats.device_matmuls;
+          } else {
+            kernels::matmul(cf(a), cf(b), f(o), m, k, cols, pn.transpose_a, pn.transpose_b);
+          }
           break;
         }
         case Op::Add: {
@@ -515,7 +532,20 @@ struct Session::Impl {
       const std::uint64_t first_use = plan->first_use_of_output[s] != std::string::npos
                                           ? base + plan->first_use_of_output[s]
                                           : 0;
-      if (!fed.count(pn.id)) execute(pn, values, first_use);  // hints what it produces
+      if (!fed.count(pn.id)) {
+        // Each node a span in the pool's trace, when one is being recorded.
+        const bool traced = pool.tracing() && pn.op != Op::Const && pn.op != Op::Variable &&
+                            pn.op != Op::Placeholder;
+        const auto n0 = traced ? Clock::now() : Clock::time_point{};
+        execute(pn, values, first_use);  // hints what it produces
+        if (traced) {
+          const auto n1 = Clock::now();
+          using ns = std::chrono::nanoseconds;
+          pool.record_span(pn.name,
+                           static_cast<std::uint64_t>(std::chrono::duration_cast<ns>(n0.time_since_epoch()).count()),
+                           static_cast<std::uint64_t>(std::chrono::duration_cast<ns>(n1 - n0).count()));
+        }
+      }
       else if (first_use != 0) values.at(pn.id).buffer().hint_next_use(first_use);
       // Schedule-aware memory: tell the pool when each input is next needed
       // (Lookahead evicts the farthest first) and start bringing the next
@@ -534,7 +564,9 @@ struct Session::Impl {
       // bench/graph_bench, graph/mlp/lru 5.4 ms with, 3.3 ms without).
       if (prefetch_inputs && s + 1 < plan->steps.size()) {
         for (auto id : plan->steps[s + 1].inputs) {
-          if (auto it = values.find(id); it != values.end()) it->second.buffer().prefetch(compute_tier);
+          if (auto it = values.find(id); it != values.end()) {
+            it->second.buffer().prefetch(tier_for(plan->steps[s + 1].op));
+          }
         }
       }
       for (auto id : plan->release_after[s]) values.erase(id);
@@ -793,5 +825,10 @@ std::size_t Session::node_count() const { return impl_->nodes.size(); }
 const Shape& Session::shape(Output o) const { return impl_->node(o).shape; }
 const SessionStats& Session::stats() const { return impl_->stats; }
 Pool& Session::pool() const { return impl_->pool; }
+std::string Session::matmul_backend() const {
+  if (impl_->device_blas) return "cuBLAS (device " + std::to_string(impl_->pool.options().device.cuda_device) + ")";
+  if (!impl_->device_blas_missing.empty()) return "host BLAS (no cuBLAS: " + impl_->device_blas_missing + ")";
+  return "host BLAS";
+}
 
 }  // namespace spillway::graph

@@ -81,6 +81,7 @@ struct SessionStats {
   std::uint64_t nodes_executed = 0;
   double plan_seconds = 0;             // spent re-planning
   double execute_seconds = 0;          // spent running planned nodes
+  std::uint64_t device_matmuls = 0;    // MatMuls run on the GPU (cuBLAS; CUDA backend only)
 };
 
 // Variable values by name, outside the pool (what survives clear_session).
@@ -140,6 +141,9 @@ class Session {
   const Shape& shape(Output o) const;
   const SessionStats& stats() const;
   Pool& pool() const;
+  // Where MatMul runs: "cuBLAS (device 0)" on the CUDA backend with a usable
+  // GPU, otherwise "host BLAS", followed on the CUDA backend by why not.
+  std::string matmul_backend() const;
 
  private:
   struct Impl;

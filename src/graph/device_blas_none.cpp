@@ -1,0 +1,16 @@
+// src/graph/device_blas_none.cpp — DeviceBlas in a build without CUDA: there
+// is none, and the reason says so.
+#if !defined(SPILLWAY_HAVE_CUDA)
+
+#include "device_blas.hpp"
+
+namespace spillway::graph {
+
+std::unique_ptr<DeviceBlas> DeviceBlas::create(int, std::string* why) {
+  if (why != nullptr) *why = "this build of spillway has no CUDA backend, so no cuBLAS";
+  return nullptr;
+}
+
+}  // namespace spillway::graph
+
+#endif

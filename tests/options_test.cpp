@@ -82,6 +82,33 @@ TEST(Options, FromEnvNamesTheBadVariable) {
   }
 }
 
+TEST(Options, TraceVariables) {
+  {
+    EnvVar a("SPILLWAY_TRACE", "/tmp/run.json");
+    EnvVar b("SPILLWAY_TRACE_MAX_EVENTS", "5000");
+    EnvVar c("SPILLWAY_TRACE_KEEP", "last");
+    const PoolOptions o = PoolOptions::from_env();
+    EXPECT_EQ(o.trace_file, "/tmp/run.json");
+    EXPECT_EQ(o.trace_max_events, 5000u);
+    EXPECT_TRUE(o.trace_keep_last);
+  }
+  {
+    EnvVar a("SPILLWAY_TRACE_KEEP", "middle");
+    try {
+      PoolOptions::from_env();
+      FAIL();
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("SPILLWAY_TRACE_KEEP"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("middle"), std::string::npos) << e.what();
+    }
+  }
+  {
+    EnvVar a("SPILLWAY_TRACE", "/tmp/run.json");
+    EnvVar b("SPILLWAY_TRACE_MAX_EVENTS", "0");
+    EXPECT_THROW(PoolOptions::from_env(), std::invalid_argument);
+  }
+}
+
 TEST(Options, ValidateRejectsOutOfRange) {
   PoolOptions o;
   o.io_threads = 0;

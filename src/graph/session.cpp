@@ -798,6 +798,9 @@ void Session::clear_session() {
   ++s.generation;
   ++s.graph_version;
   s.name_counter = 0;
+  // A buffer dropped while a worker was spilling it is freed when that move
+  // ends: wait for it, so that every byte is back when this returns.
+  s.pool.quiesce();
 }
 
 Checkpoint Session::save() {

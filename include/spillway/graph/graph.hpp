@@ -129,7 +129,9 @@ class Session {
                           const std::vector<Output>& targets = {});
 
   // Drops the graph: every node definition, variable and cached plan, and
-  // every byte they held on every tier. Outputs built before become invalid.
+  // every byte they held on every tier — all given back when it returns (it
+  // waits, within the pool's io_timeout, for moves of those bytes still in
+  // flight). Outputs built before become invalid.
   void clear_session();
   // Values of every variable, by name / written back into the variables of
   // the current graph with those names (others are left alone; a shape

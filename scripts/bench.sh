@@ -52,6 +52,10 @@ for prog in pin_bench alloc_bench spill_bench graph_bench; do
   "${cmd[@]}"
 done
 
+echo "== out-of-core sweep (memory cgroup; needs root)"
+echo "\$ scripts/bench_sweep.sh $out" >>"$out/commands.txt"
+scripts/bench_sweep.sh "$out"
+
 echo "== summary"
 python3 scripts/bench_table.py "$out" docs/performance.md
 echo "results: $out/*.json"

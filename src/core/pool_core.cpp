@@ -1336,10 +1336,9 @@ void PoolCore::sample_tiers(std::array<instrument::TierSample, kTierCount>& out)
   }
 }
 
-void PoolCore::emit(TraceKind kind, const BufferRecord* r, Tier from, Tier to,
-                    EvictionReason reason, bool ok, std::uint64_t duration_ns, std::uint64_t bytes) {
+void PoolCore::record_event(TraceKind kind, const BufferRecord* r, Tier from, Tier to,
+                            EvictionReason reason, bool ok, std::uint64_t duration_ns, std::uint64_t bytes) {
   instrument::Recorder* rec = recorder_.get();
-  if (rec == nullptr) return;
   std::uint32_t label = 0;
   if (r != nullptr && !r->label.empty()) {
     if (r->trace_label_generation != rec->generation()) {

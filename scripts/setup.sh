@@ -17,6 +17,7 @@ packages=(
   libjemalloc-dev libmimalloc-dev   # allocator baselines in bench/
   prometheus              # promtool, to check the metrics output
   hyperfine
+  clang libclang-rt-14-dev          # libFuzzer targets (scripts/fuzz.sh)
 )
 
 missing=()

@@ -82,6 +82,19 @@ TEST(Options, FromEnvNamesTheBadVariable) {
   }
 }
 
+TEST(Options, ByteSizesFoundByTheFuzzer) {
+  // "." has no digit: an error naming the variable, not std::stod's "stod".
+  try {
+    parse_byte_size(".", "SPILLWAY_DEVICE_BYTES");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("SPILLWAY_DEVICE_BYTES"), std::string::npos) << e.what();
+  }
+  // Past 2^63 with a fraction: exact, not an overflowed llround.
+  EXPECT_EQ(parse_byte_size("9500000000000000000.0"), 9500000000000000000ull);
+  EXPECT_EQ(parse_byte_size("8T"), 8ull << 40);
+}
+
 TEST(Options, TraceVariables) {
   {
     EnvVar a("SPILLWAY_TRACE", "/tmp/run.json");

@@ -92,10 +92,15 @@ std::uint64_t parse_byte_size(const std::string& text, const char* what) {
   else if (unit == "g") mult = 1024.0 * 1024 * 1024;
   else if (unit == "t") mult = 1024.0 * 1024 * 1024 * 1024;
   else bad(what, text, "a unit of B, K, M, G or T (binary multiples)");
-  const double v = std::stod(number) * mult;
+  // At least one digit ("." alone is not a number; found by fuzz/options_env_fuzz).
+  if (number.find_first_of("0123456789") == std::string::npos) {
+    bad(what, text, "a size such as 4096, 64K, 1.5GiB");
+  }
+  const double v = std::strtod(number.c_str(), nullptr) * mult;
   if (!std::isfinite(v) || v < 0 || v >= 1.8e19) bad(what, text, "a size below 16 EiB");
   if (number.find('.') == std::string::npos && unit.empty()) return std::stoull(number);
-  return static_cast<std::uint64_t>(std::llround(v));
+  // Not llround: sizes past 2^63 do not fit a long long.
+  return static_cast<std::uint64_t>(std::round(v));
 }
 
 PoolOptions PoolOptions::from_env() { return from_env(PoolOptions{}); }

@@ -1,0 +1,71 @@
+// fuzz/make_seeds.cpp — writes the seed corpora in fuzz/corpus/: records the
+// real encoder wrote (raw and LZ4, several sizes) in record_decoder's input
+// layout, and typical SPILLWAY_* settings for options_env.
+//   make_seeds DIR   (DIR/record_decoder/, DIR/options_env/)
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "memory_env.hpp"
+#include "tiers/disk/spill_store.hpp"
+
+namespace {
+
+void save(const std::string& path, const std::vector<unsigned char>& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!f) {
+    std::fprintf(stderr, "make_seeds: cannot write %s\n", path.c_str());
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace spillway;
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: make_seeds DIR\n");
+    return 2;
+  }
+  const std::string dir = argv[1];
+  std::filesystem::create_directories(dir + "/record_decoder");
+  std::filesystem::create_directories(dir + "/options_env");
+  int n = 0;
+  for (Compression c : {Compression::None, Compression::Lz4}) {
+    for (std::size_t size : {std::size_t{1}, std::size_t{100}, std::size_t{5000}, std::size_t{70000}}) {
+      std::vector<unsigned char> data(size);
+      for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<unsigned char>((i / 7) * 31 + (i % 3));
+      auto env = std::make_shared<fuzz::MemoryEnv>();
+      DiskOptions o;
+      o.env = env;
+      o.compression = c;
+      detail::SpillStore store(o);
+      auto extent = store.reserve(size);
+      store.write(*extent, 7, data.data(), size);
+      std::vector<unsigned char> input = {0, static_cast<unsigned char>(size & 0xff),
+                                          static_cast<unsigned char>((size >> 8) & 0xff),
+                                          static_cast<unsigned char>((size >> 16) & 0xff)};
+      // The record as written (the file may end before the extent does).
+      const std::size_t end = std::min<std::size_t>(env->file.size(), extent->offset + extent->bytes);
+      input.insert(input.end(), env->file.begin() + static_cast<long>(extent->offset),
+                   env->file.begin() + static_cast<long>(end));
+      save(dir + "/record_decoder/seed-" + std::to_string(n++), input);
+    }
+  }
+  const std::vector<std::string> settings = {
+      std::string(1, '\x00') + "64M\n" + std::string(1, '\x02') + "1.5G\n" + std::string(1, '\x08') + "lookahead",
+      std::string(1, '\x01') + "simulated\n" + std::string(1, '\x07') + "lz4\n" + std::string(1, '\x09') + "4",
+      std::string(1, '\x0a') + "0.8\n" + std::string(1, '\x0b') + "0.5\n" + std::string(1, '\x0c') + "250",
+      std::string(1, '\x0e') + "2 MiB\n" + std::string(1, '\x0f') + "8\n" + std::string(1, '\x06') + "unlimited",
+      std::string(1, '\x12') + "/tmp/t.json\n" + std::string(1, '\x13') + "1000\n" + std::string(1, '\x14') + "last",
+  };
+  for (std::size_t i = 0; i < settings.size(); ++i) {
+    save(dir + "/options_env/seed-" + std::to_string(i), std::vector<unsigned char>(settings[i].begin(), settings[i].end()));
+  }
+  std::printf("make_seeds: %d records, %zu settings in %s\n", n, settings.size(), dir.c_str());
+  return 0;
+}

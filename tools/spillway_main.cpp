@@ -3,6 +3,7 @@
 // Subcommands:
 //   session-growth  the experiment: a growing graph vs clear_session (main job)
 //   report          tables and pictures from a recorded trace or a session-growth CSV
+//   stress          a workload under pressure and faults, every byte verified (exit 1 / 3 on failure)
 //   demo            spills a working set through all three tiers and prints what moved
 //   info            prints the configuration a Pool would get here (from SPILLWAY_*)
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@
 
 #include "report.hpp"
 #include "session_growth_cmd.hpp"
+#include "stress_cmd.hpp"
 #include "spillway/spillway.hpp"
 #include "tiers/device/cuda_backend.hpp"
 
@@ -132,10 +134,13 @@ int main(int argc, char** argv) {
   auto* growth_cmd = spillway::tools::add_session_growth_command(app, growth);
   spillway::tools::ReportArgs report;
   auto* report_cmd = spillway::tools::add_report_command(app, report);
+  spillway::tools::StressArgs stress;
+  auto* stress_cmd = spillway::tools::add_stress_command(app, stress);
   CLI11_PARSE(app, argc, argv);
   try {
     if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
     if (report_cmd->parsed()) return spillway::tools::run_report_command(report);
+    if (stress_cmd->parsed()) return spillway::tools::run_stress_command(stress);
     if (demo->parsed()) {
       return run_demo(parse_byte_size(device, "--device"), parse_byte_size(host, "--host"), count,
                       parse_byte_size(size, "--size"));

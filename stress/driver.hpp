@@ -9,6 +9,7 @@
 // sees is the pool's.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -38,6 +39,9 @@ struct Slot {
   // Set by any thread that sees the outcome; cleared when the buffer is replaced.
   std::atomic<bool> io_error_seen{false};
   std::atomic<bool> read_flip_seen{false};
+  // A CorruptionError said its only copy was damaged on disk (a write
+  // flip): reported, and replaced by the next exclusive operation.
+  std::atomic<bool> damaged{false};
 };
 
 class Driver;
@@ -69,15 +73,12 @@ class Worker {
   std::mt19937_64 rng;
 
  private:
-  // A pin this thread keeps (pinheavy).
+  // A pin this thread keeps (pinheavy), with the buffer's lock.
   struct Held {
     Slot* slot;
-    std::shared_lock<std::shared_mutex> shared;
-    std::unique_lock<std::shared_mutex> exclusive;
+    std::unique_lock<std::shared_mutex> lock;
     Pin pin;
-    std::uint64_t id;
-    std::uint64_t version;
-    bool written;
+    std::size_t bytes;
     Tier tier;
     void* data;
   };
@@ -103,7 +104,7 @@ class Worker {
   unsigned index_;
   ActivitySlot* activity_ = nullptr;
   std::vector<Held> held_;
-  std::uint64_t held_bytes_ = 0;
+  std::array<std::uint64_t, 2> held_bytes_{};  // per memory tier
 };
 
 class Driver {
@@ -124,14 +125,15 @@ class Driver {
   std::vector<std::uint32_t> zipf_perm; // rank -> slot
   std::unique_ptr<Watchdog> watchdog;
   std::atomic<std::uint64_t> cursor{0};  // sweep position, chain step
-  std::uint64_t pinheavy_cap_bytes = 0;  // per thread
+  std::array<std::uint64_t, 2> pinheavy_cap_bytes{};  // per thread, per memory tier
 
   // Counters (relaxed atomics; read for progress and the result).
   std::atomic<std::uint64_t> ops{0}, pins{0}, pins_verified{0}, bytes_verified{0}, bytes_written{0},
       allocations{0}, frees{0}, evictions{0}, prefetches{0}, busy_skips{0}, out_of_memory{0},
-      fetch_io_errors{0}, evict_io_errors{0}, corruption_damaged{0}, corruption_read_flip{0},
+      fetch_io_errors{0}, evict_io_errors{0}, corruption_damaged{0}, corruption_read_flip{0}, damaged_replaced{0},
       invariant_checks{0};
   std::atomic<std::int64_t> max_op_ns{0};
+  std::array<std::atomic<std::uint64_t>, 2> peak_pinned{};  // per memory tier, sampled by the checker
 
  private:
   friend class Worker;

@@ -140,8 +140,8 @@ Driver::Driver(const StressConfig& config) : cfg(config) {
   std::iota(zipf_perm.begin(), zipf_perm.end(), 0u);
   std::mt19937_64 perm_rng(cfg.seed ^ 0x21f0ULL);
   std::shuffle(zipf_perm.begin(), zipf_perm.end(), perm_rng);
-  pinheavy_cap_bytes = static_cast<std::uint64_t>(0.85 * static_cast<double>(cfg.device_bytes + cfg.host_bytes) /
-                                                  cfg.threads);
+  pinheavy_cap_bytes = {static_cast<std::uint64_t>(0.85 * static_cast<double>(cfg.device_bytes) / cfg.threads),
+                        static_cast<std::uint64_t>(0.85 * static_cast<double>(cfg.host_bytes) / cfg.threads)};
   op_budget_ = static_cast<std::int64_t>(cfg.ops);
   watchdog = std::make_unique<Watchdog>(cfg.effective_watchdog_bound(), [this](const HangReport& r) {
     std::fprintf(stderr, "\nspillway stress: %s\n", r.text.c_str());
@@ -174,6 +174,14 @@ void Driver::checker_loop(ActivitySlot* activity) {
     }
     invariant_checks.fetch_add(1, std::memory_order_relaxed);
     for (auto& v : found) violation("invariant: " + v);
+    PoolStats st;
+    {
+      ScopedActivity act(activity, OpKind::Stats);
+      st = pool->stats();
+    }
+    for (int t = 0; t < 2; ++t) {
+      if (st.tiers[t].pinned_bytes > peak_pinned[t].load()) peak_pinned[t] = st.tiers[t].pinned_bytes;
+    }
     std::this_thread::sleep_for(cfg.check_interval);
   }
 }
@@ -412,11 +420,13 @@ void Driver::fill_result(StressResult& out) {
   out.prefetches = prefetches.load();
   out.busy_skips = busy_skips.load();
   out.max_op_seconds = static_cast<double>(max_op_ns.load()) * 1e-9;
+  out.peak_pinned_bytes = {peak_pinned[0].load(), peak_pinned[1].load()};
   out.out_of_memory = out_of_memory.load();
   out.fetch_io_errors = fetch_io_errors.load();
   out.evict_io_errors = evict_io_errors.load();
   out.corruption_damaged = corruption_damaged.load();
   out.corruption_read_flip = corruption_read_flip.load();
+  out.damaged_replaced = damaged_replaced.load();
   out.invariant_checks = invariant_checks.load();
   out.hangs = watchdog->hangs();
   out.watchdog_bound_seconds = std::chrono::duration<double>(watchdog->bound()).count();
@@ -444,9 +454,10 @@ void Driver::fill_result(StressResult& out) {
                 out.latency_injected_seconds, out.max_op_seconds, out.watchdog_bound_seconds);
   set(FaultKind::Latency, lat);
   set(FaultKind::WriteFlip, "records damaged on disk: pin threw CorruptionError " + u64(out.corruption_damaged) +
-                                " times on damaged records; " + u64(out.final_corrupted_reported) +
-                                " buffers still damaged at the end, reported as corrupted (CorruptionError, "
-                                "never wrong bytes); the others were freed or never reached disk");
+                                " times on damaged records (never wrong bytes); " + u64(out.damaged_replaced) +
+                                " damaged buffers reported during the run were freed and replaced, " +
+                                u64(out.final_corrupted_reported) +
+                                " were still damaged at the end: corrupted, reported");
   set(FaultKind::ReadFlip, "pin threw CorruptionError " + u64(out.corruption_read_flip) +
                                " times (the pool counted " + u64(e.corruptions) +
                                " corruptions, prefetches and damaged records included); at the end " +
@@ -510,6 +521,11 @@ std::string StressResult::summary() const {
   }
   add("stalls       %.2f s waiting inside pin/allocate (%llu pins waited); longest pool call %.3f s\n",
       pool.stall_seconds, static_cast<unsigned long long>(pool.pin_waits), max_op_seconds);
+  add("pinned peak  device %s (%.0f%% of it), host %s (%.0f%%), sampled every check\n",
+      bytes_text(static_cast<double>(peak_pinned_bytes[0])).c_str(),
+      config.device_bytes > 0 ? 100.0 * static_cast<double>(peak_pinned_bytes[0]) / static_cast<double>(config.device_bytes) : 0.0,
+      bytes_text(static_cast<double>(peak_pinned_bytes[1])).c_str(),
+      config.host_bytes > 0 ? 100.0 * static_cast<double>(peak_pinned_bytes[1]) / static_cast<double>(config.host_bytes) : 0.0);
   add("outcomes     OutOfMemory %llu, IoError from pin %llu, IoError from evict %llu, CorruptionError %llu "
       "(%llu damaged records, %llu read flips) — all documented\n",
       static_cast<unsigned long long>(out_of_memory), static_cast<unsigned long long>(fetch_io_errors),
@@ -574,6 +590,7 @@ std::string StressResult::to_json() const {
   j["prefetches"] = prefetches;
   j["busy_skips"] = busy_skips;
   j["max_op_seconds"] = max_op_seconds;
+  j["peak_pinned_bytes"] = {{"device", peak_pinned_bytes[0]}, {"host", peak_pinned_bytes[1]}};
   j["stall_seconds"] = pool.stall_seconds;
   j["pin_waits"] = pool.pin_waits;
   json moved = json::array();
@@ -595,7 +612,8 @@ std::string StressResult::to_json() const {
                    {"fetch_io_errors", fetch_io_errors},
                    {"evict_io_errors", evict_io_errors},
                    {"corruption_damaged", corruption_damaged},
-                   {"corruption_read_flip", corruption_read_flip}};
+                   {"corruption_read_flip", corruption_read_flip},
+                   {"damaged_replaced", damaged_replaced}};
   json faults_json = json::object();
   for (int k = 0; k < kFaultKinds; ++k) {
     if (config.faults.rate[k] <= 0) continue;

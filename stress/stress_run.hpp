@@ -118,6 +118,7 @@ struct StressResult {
   std::uint64_t prefetches = 0;
   std::uint64_t busy_skips = 0;      // ops skipped because another thread held the buffer
   double max_op_seconds = 0;         // the longest pool call
+  std::array<std::uint64_t, 2> peak_pinned_bytes{};  // device, host: the most seen pinned at once
 
   // Documented outcomes seen by the workers.
   std::uint64_t out_of_memory = 0;
@@ -125,6 +126,7 @@ struct StressResult {
   std::uint64_t evict_io_errors = 0;       // evict threw IoError (an injected write error)
   std::uint64_t corruption_damaged = 0;    // CorruptionError from a record a write flip damaged
   std::uint64_t corruption_read_flip = 0;  // CorruptionError from a flipped read
+  std::uint64_t damaged_replaced = 0;      // buffers reported damaged, then freed and replaced
 
   // The final check, with faults off.
   std::uint64_t final_checked = 0;

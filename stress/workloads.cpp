@@ -75,6 +75,7 @@ void Worker::on_error(Slot* s, std::uint64_t id, std::size_t size, Clock::time_p
       d_.violation(where + ": CorruptionError names buffer " + std::to_string(e.buffer_id) + ": " + e.what());
     } else if (d_.injector->damaged_on_disk(begin, end)) {
       d_.corruption_damaged.fetch_add(1, std::memory_order_relaxed);
+      if (s != nullptr) s->damaged = true;
     } else if (d_.injector->claim_read_flip(begin, end)) {
       d_.corruption_read_flip.fetch_add(1, std::memory_order_relaxed);
       if (s != nullptr) s->read_flip_seen = true;
@@ -169,7 +170,7 @@ void Worker::pin_op(Slot& s, Tier where, bool read_write, unsigned hold_us) {
   if (read_write) {
     exclusive = std::unique_lock(s.mu, std::try_to_lock);
     if (!exclusive) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
-    if (!s.buf) return refill_locked(s, random_size());
+    if (!s.buf || s.damaged) return refill_locked(s, random_size());
   } else {
     shared = std::shared_lock(s.mu, std::try_to_lock);
     if (!shared) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
@@ -224,6 +225,8 @@ void Worker::realloc_op(Slot& s, std::size_t size) {
 }
 
 void Worker::refill_locked(Slot& s, std::size_t size) {
+  if (s.buf && s.damaged) d_.damaged_replaced.fetch_add(1, std::memory_order_relaxed);
+  s.damaged = false;
   if (s.buf) {
     const auto start = Clock::now();
     {
@@ -298,7 +301,7 @@ void Worker::step_chain() {
   d_.ops.fetch_add(1, std::memory_order_relaxed);
   std::unique_lock out_lock(out.mu, std::try_to_lock);
   if (!out_lock) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
-  if (!out.buf) return refill_locked(out, random_size());
+  if (!out.buf || out.damaged) return refill_locked(out, random_size());
   struct Input {
     Slot* slot;
     std::shared_lock<std::shared_mutex> lock;
@@ -332,51 +335,50 @@ void Worker::step_chain() {
 }
 
 void Worker::step_pinheavy() {
-  // Keep pinning until this thread's share of the tiers is held, then let
-  // the oldest pin go: together the threads keep the tiers near full of pins.
+  // Each thread keeps up to its share (85%) of each memory tier pinned; when
+  // the next pin would pass it, its oldest pin on that tier goes. Together
+  // the threads hold the tiers near full of pins, so every fetch has to find
+  // room among the few unpinned buffers or wait for an unpin. A buffer is
+  // held by one thread at a time (exclusively): the waits are for room, not
+  // for another thread's pin of the same buffer on the other tier.
   d_.ops.fetch_add(1, std::memory_order_relaxed);
-  Slot& s = random_slot();
-  if (!held_.empty() && (held_bytes_ + d_.cfg.size_max > d_.pinheavy_cap_bytes || held_.size() >= 64)) {
-    Held h = std::move(held_.front());
-    held_.erase(held_.begin());
-    held_bytes_ -= h.slot->size;
-    verify_release(*h.slot, h.pin, h.tier, h.data);
-    return;
-  }
-  // A buffer this thread already holds: its lock is ours already.
-  if (std::any_of(held_.begin(), held_.end(), [&s](const Held& h) { return h.slot == &s; })) return;
-  const bool rw = rng() % 5 == 0;
   const Tier where = random_memory_tier();
-  Held h{&s, {}, {}, {}, 0, 0, false, where, nullptr};
-  if (rw) {
-    h.exclusive = std::unique_lock(s.mu, std::try_to_lock);
-    if (!h.exclusive) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
-    if (!s.buf) return refill_locked(s, random_size());
-  } else {
-    h.shared = std::shared_lock(s.mu, std::try_to_lock);
-    if (!h.shared) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
-    if (!s.buf) return;
-  }
-  h.pin = pin_checked(s, where, rw);
-  if (!h.pin) {
-    // No room within pressure_wait (or an IO fault): give back the oldest.
-    if (!held_.empty()) {
-      Held old = std::move(held_.front());
-      held_.erase(held_.begin());
-      held_bytes_ -= old.slot->size;
-      verify_release(*old.slot, old.pin, old.tier, old.data);
+  const int ti = tier_index(where);
+  auto release_oldest = [this](int tier) {
+    for (auto it = held_.begin(); it != held_.end(); ++it) {
+      if (tier >= 0 && tier_index(it->tier) != tier) continue;
+      Held h = std::move(*it);
+      held_.erase(it);
+      held_bytes_[tier_index(h.tier)] -= h.bytes;
+      verify_release(*h.slot, h.pin, h.tier, h.data);
+      return;
     }
+  };
+  Slot& s = random_slot();
+  if (std::any_of(held_.begin(), held_.end(), [&s](const Held& h) { return h.slot == &s; })) return;
+  std::unique_lock lk(s.mu, std::try_to_lock);
+  if (!lk) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
+  if (!s.buf || s.damaged) return refill_locked(s, random_size());
+  const bool holds_on_tier = std::any_of(held_.begin(), held_.end(), [&](const Held& h) { return h.tier == where; });
+  if (holds_on_tier && (held_bytes_[ti] + s.size > d_.pinheavy_cap_bytes[ti] || held_.size() >= 64)) {
+    lk.unlock();
+    release_oldest(ti);
     return;
   }
-  h.data = h.pin.data();
-  held_bytes_ += s.size;
-  held_.push_back(std::move(h));
+  Pin p = pin_checked(s, where, rng() % 5 == 0);
+  if (!p) {
+    release_oldest(-1);  // no room within pressure_wait (or an IO fault): give some back
+    return;
+  }
+  void* data = p.data();
+  held_bytes_[ti] += s.size;
+  held_.push_back(Held{&s, std::move(lk), std::move(p), s.size, where, data});
 }
 
 void Worker::release_held() {
   for (auto& h : held_) verify_release(*h.slot, h.pin, h.tier, h.data);
   held_.clear();
-  held_bytes_ = 0;
+  held_bytes_ = {};
 }
 
 void Worker::step_thrash() {

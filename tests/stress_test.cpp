@@ -320,6 +320,81 @@ TEST(CheckInvariants, HoldsUnderConcurrentPressure) {
   EXPECT_EQ(pool.check_invariants(), std::vector<std::string>{});
 }
 
+// ---- regressions found by `spillway stress` -------------------------------------------
+
+// Holds the first pwrite after arm() until open(): a test acts while a
+// spill is under way on another thread.
+class GatedWriteEnv : public IoEnvWrapper {
+ public:
+  GatedWriteEnv() : IoEnvWrapper(IoEnv::posix()) {}
+  void arm() { armed_ = true; }
+  void open() { open_ = true; }
+  bool holding() const { return holding_; }
+  ssize_t pwrite(int fd, const void* data, std::size_t n, off_t off) override {
+    if (armed_.exchange(false)) {
+      holding_ = true;
+      for (int i = 0; i < 10000 && !open_; ++i) std::this_thread::sleep_for(1ms);
+    }
+    return IoEnvWrapper::pwrite(fd, data, n, off);
+  }
+
+ private:
+  std::atomic<bool> armed_{false}, open_{false}, holding_{false};
+};
+
+// A pin or evict that makes room on host drops the lock while it spills a
+// victim. Meanwhile the buffer went to host and back to the device, which
+// left a clean copy on host. Moving it to host then must not take a second
+// host block (the first one was orphaned: its bytes stayed counted on host
+// with no buffer holding them).
+TEST(StressRegression, BufferThatMovedAwayAndBackDuringMakeRoomKeepsOneHostBlock) {
+  for (bool by_pin : {true, false}) {
+    ScratchDir dir;
+    auto env = std::make_shared<GatedWriteEnv>();
+    PoolOptions o = testing::small_options(dir.path(), 1 << 20, 512 << 10);
+    o.high_watermark = 1.0;  // only the moves this test makes
+    o.low_watermark = 1.0;
+    o.disk.env = env;
+    o.pressure_wait = 20s;
+    Pool pool(o);
+    constexpr std::size_t kSize = 256 << 10;
+    Buffer a = pool.allocate(kSize, Tier::Device, "a");
+    Buffer h1 = pool.allocate(kSize, Tier::Host, "h1");
+    Buffer h2 = pool.allocate(kSize, Tier::Host, "h2");
+    {
+      Pin p = a.pin(Tier::Device);
+      stress::fill_pattern(p.data(), kSize, a.id(), 0);
+    }
+    { Pin p = h2.pin(Tier::Host, Access::Read); }  // h1 is now the LRU victim on host
+    ASSERT_EQ(a.tier(), Tier::Device);
+    ASSERT_EQ(pool.stats().tier(Tier::Host).used_bytes, 512u << 10);
+    env->arm();
+    std::thread t1([&] {
+      // Needs host room: spills h1 (held at the gate), then moves a down.
+      if (by_pin) {
+        Pin p = a.pin(Tier::Host, Access::Read);
+        EXPECT_EQ(stress::find_mismatch(p.data(), kSize, a.id(), 0), -1);
+      } else {
+        a.evict(Tier::Host);
+      }
+    });
+    while (!env->holding()) std::this_thread::sleep_for(1ms);
+    h2.reset();          // room on host for the round trip
+    a.evict(Tier::Host);  // device -> host
+    { Pin p = a.pin(Tier::Device, Access::Read); }  // host -> device: a clean copy stays on host
+    ASSERT_EQ(a.tier(), Tier::Device);
+    ASSERT_EQ(a.clean_copies() & (1u << tier_index(Tier::Host)), 1u << tier_index(Tier::Host));
+    env->open();
+    t1.join();
+    EXPECT_EQ(a.tier(), Tier::Host);
+    EXPECT_EQ(pool.check_invariants(), std::vector<std::string>{}) << (by_pin ? "pin" : "evict");
+    a.reset();
+    h1.reset();
+    pool.quiesce();
+    EXPECT_EQ(pool.stats().tier(Tier::Host).used_bytes, 0u) << "a host block outlived its buffer";
+  }
+}
+
 // ---- watchdog ---------------------------------------------------------------------
 
 TEST(WatchdogTest, ReportsAnOperationStuckPastItsBoundOnce) {

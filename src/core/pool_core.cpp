@@ -1087,8 +1087,10 @@ void* PoolCore::pin_impl(BufferRecord* r, Tier where, Access access, bool ordere
       throw_oom(lk, where, r->size, "no room could be made within " +
                                         std::to_string(options_.pressure_wait.count()) + " ms");
     }
-    if (r->moving || r->pins > 0 || r->primary != from || r->dead) {
-      // The record changed while we waited for room: start over.
+    if (r->moving || r->pins > 0 || r->primary != from || r->dead || r->has_copy(where)) {
+      // The record changed while we waited for room: start over. Its primary
+      // may be back on `from` after moving away and back, with a clean copy
+      // on `where` now (a move into `where` would orphan that block).
       arena(where)->free(dst);
       continue;
     }
@@ -1224,7 +1226,9 @@ void PoolCore::evict(BufferRecord* r, Tier where) {
       ext = try_extent(r->size);
       if (!ext) throw_oom(lk, Tier::Disk, r->size, "the disk quota is full");
     }
-    if (r->moving || r->pins > 0 || r->primary != from || r->dead) {
+    if (r->moving || r->pins > 0 || r->primary != from || r->dead || r->has_copy(where)) {
+      // Changed while make_room had dropped the lock (possibly moved away
+      // and back, leaving a clean copy on `where`): start over.
       if (dst != nullptr) arena(where)->free(dst);
       if (ext) store_->release(*ext);
       continue;

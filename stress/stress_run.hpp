@@ -69,7 +69,7 @@ struct StressConfig {
   Workload workload = Workload::Uniform;
   unsigned threads = 4;
   double duration_seconds = 10;  // used when ops == 0
-  std::uint64_t ops = 0;         // operations over all threads (the initial fill included)
+  std::uint64_t ops = 0;         // workload steps over all threads (the initial fill included)
   std::size_t size_min = std::size_t{64} << 10;
   std::size_t size_max = std::size_t{1} << 20;
   std::size_t device_bytes = std::size_t{16} << 20;  // 0: no device tier
@@ -107,7 +107,7 @@ struct StressResult {
   double seconds = 0;            // the workload phase
   double total_seconds = 0;      // including the final check
 
-  std::uint64_t ops = 0;
+  std::uint64_t ops = 0;             // pool calls: pin, evict, prefetch, allocate, free
   std::uint64_t pins = 0;
   std::uint64_t pins_verified = 0;   // pins whose bytes were checked (at pin and at release)
   std::uint64_t bytes_verified = 0;

@@ -50,7 +50,9 @@ Slot& Worker::zipf_slot() {
   return *d_.slots[d_.zipf_perm[rank]];
 }
 
+// Every pool call (pin, evict, prefetch, allocate, free) ends here: one operation.
 void Worker::note_op_time(Clock::time_point start) {
+  d_.ops.fetch_add(1, std::memory_order_relaxed);
   const std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
   std::int64_t cur = d_.max_op_ns.load(std::memory_order_relaxed);
   while (ns > cur && !d_.max_op_ns.compare_exchange_weak(cur, ns, std::memory_order_relaxed)) {
@@ -164,7 +166,6 @@ Pin Worker::pin_checked(Slot& s, Tier where, bool read_write) {
 }
 
 void Worker::pin_op(Slot& s, Tier where, bool read_write, unsigned hold_us) {
-  d_.ops.fetch_add(1, std::memory_order_relaxed);
   std::shared_lock<std::shared_mutex> shared;
   std::unique_lock<std::shared_mutex> exclusive;
   if (read_write) {
@@ -184,7 +185,6 @@ void Worker::pin_op(Slot& s, Tier where, bool read_write, unsigned hold_us) {
 }
 
 void Worker::evict_op(Slot& s, Tier where) {
-  d_.ops.fetch_add(1, std::memory_order_relaxed);
   std::shared_lock lk(s.mu, std::try_to_lock);
   if (!lk) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
   if (!s.buf || !d_.pool->tier_enabled(where)) return;
@@ -201,7 +201,6 @@ void Worker::evict_op(Slot& s, Tier where) {
 }
 
 void Worker::prefetch_op(Slot& s, Tier where) {
-  d_.ops.fetch_add(1, std::memory_order_relaxed);
   std::shared_lock lk(s.mu, std::try_to_lock);
   if (!lk) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
   if (!s.buf) return;
@@ -218,7 +217,6 @@ void Worker::prefetch_op(Slot& s, Tier where) {
 }
 
 void Worker::realloc_op(Slot& s, std::size_t size) {
-  d_.ops.fetch_add(1, std::memory_order_relaxed);
   std::unique_lock lk(s.mu, std::try_to_lock);
   if (!lk) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
   refill_locked(s, size);
@@ -298,7 +296,6 @@ void Worker::step_chain() {
   Slot& out = *d_.slots[k % n];
   Slot* in[2] = {d_.slots[(k - 1) % n].get(), d_.slots[(k - 1 - lag) % n].get()};
   const Tier where = rng() % 5 == 0 ? Tier::Host : random_memory_tier();
-  d_.ops.fetch_add(1, std::memory_order_relaxed);
   std::unique_lock out_lock(out.mu, std::try_to_lock);
   if (!out_lock) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
   if (!out.buf || out.damaged) return refill_locked(out, random_size());
@@ -341,7 +338,6 @@ void Worker::step_pinheavy() {
   // room among the few unpinned buffers or wait for an unpin. A buffer is
   // held by one thread at a time (exclusively): the waits are for room, not
   // for another thread's pin of the same buffer on the other tier.
-  d_.ops.fetch_add(1, std::memory_order_relaxed);
   const Tier where = random_memory_tier();
   const int ti = tier_index(where);
   auto release_oldest = [this](int tier) {

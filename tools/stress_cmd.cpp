@@ -27,7 +27,7 @@ CLI::App* add_stress_command(CLI::App& app, StressArgs& a) {
       ->check(CLI::IsMember({"uniform", "zipf", "sweep", "chain", "pinheavy", "thrash"}));
   c->add_option("--threads", a.threads, "worker threads")->capture_default_str()->check(CLI::Range(1, 256));
   c->add_option("--duration", a.duration, "seconds to run (unless --ops is given)")->capture_default_str();
-  c->add_option("--ops", a.ops, "operations to run over all threads, the initial fill included (0: use --duration)")
+  c->add_option("--ops", a.ops, "workload steps to run over all threads, the initial fill included (0: use --duration)")
       ->capture_default_str();
   c->add_option("--size-min", a.size_min, "smallest buffer (e.g. 4K)")->capture_default_str();
   c->add_option("--size-max", a.size_max, "largest buffer (at most half the smallest memory tier)")

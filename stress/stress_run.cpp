@@ -334,15 +334,16 @@ void Driver::final_check(StressResult& out, ActivitySlot* activity) {
   };
   quiesce("after the workload");
   const Tier read_on = pool->tier_enabled(Tier::Host) ? Tier::Host : Tier::Device;
-  // Reads one buffer back, verifies it and frees it. With every tier full
-  // (a disk quota), a buffer on disk may find no room until others are
-  // freed: then it waits for a second pass (unless `last_chance`).
-  auto check = [&](Slot& s, bool last_chance) {
+  // Reads one buffer back where it is (from disk: on host, else device),
+  // verifies it and frees it. With every tier full (a disk quota), a buffer
+  // on disk may find no room until others are freed: then it waits for a
+  // second pass (unless `last_chance`).
+  auto check = [&](Slot& s, Tier first, bool last_chance) {
     const std::uint64_t id = s.buf.id();
     const std::string name = "buffer " + u64(id) + " (" + u64(s.size) + " bytes, version " + u64(s.version) + ")";
     bool intact = false;
     std::string no_room;
-    for (Tier where : {read_on, read_on == Tier::Host ? Tier::Device : Tier::Host}) {
+    for (Tier where : {first, first == Tier::Host ? Tier::Device : Tier::Host}) {
       if (!pool->tier_enabled(where)) continue;
       try {
         ScopedActivity act(activity, OpKind::Pin, id, where, false, s.size);
@@ -391,9 +392,9 @@ void Driver::final_check(StressResult& out, ActivitySlot* activity) {
     s.buf.reset();
     return true;
   };
-  // Buffers already in memory first: reading them moves nothing, and
-  // freeing them makes room for those that come from disk.
-  std::vector<Slot*> order, on_disk, later;
+  // Buffers already in memory first, pinned where they are: reading them
+  // moves nothing, and freeing them makes room for those on disk.
+  std::vector<std::pair<Slot*, Tier>> order, on_disk, later;
   for (auto& sp : slots) {
     if (!sp->buf) continue;
     Tier t = Tier::Disk;
@@ -402,13 +403,14 @@ void Driver::final_check(StressResult& out, ActivitySlot* activity) {
     } catch (const std::exception& e) {
       violation("final check: tier() of buffer " + u64(sp->buf.id()) + " threw " + e.what());
     }
-    (t == Tier::Disk ? on_disk : order).push_back(sp.get());
+    if (t == Tier::Disk) on_disk.emplace_back(sp.get(), read_on);
+    else order.emplace_back(sp.get(), t);
   }
   order.insert(order.end(), on_disk.begin(), on_disk.end());
-  for (Slot* s : order) {
-    if (!check(*s, false)) later.push_back(s);
+  for (auto [s, t] : order) {
+    if (!check(*s, t, false)) later.emplace_back(s, read_on);
   }
-  for (Slot* s : later) check(*s, true);
+  for (auto [s, t] : later) check(*s, t, true);
   quiesce("after freeing every buffer");
   PoolStats st;
   {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <thread>
 
 namespace spillway::stress {
 
@@ -57,7 +58,10 @@ ActivitySlot::Snapshot ActivitySlot::snapshot() const {
   Snapshot out;
   for (;;) {
     const std::uint64_t s1 = seq_.load(std::memory_order_acquire);
-    if (s1 % 2 == 1) continue;  // mid-update: a few stores, retry
+    if (s1 % 2 == 1) {  // mid-update: a few stores away
+      std::this_thread::yield();
+      continue;
+    }
     out.kind = static_cast<OpKind>(kind_.load(std::memory_order_relaxed));
     out.buffer = buffer_.load(std::memory_order_relaxed);
     out.tier = static_cast<Tier>(tier_.load(std::memory_order_relaxed));

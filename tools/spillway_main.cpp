@@ -3,6 +3,7 @@
 // Subcommands:
 //   session-growth  the experiment: a growing graph vs clear_session (main job)
 //   report          tables and pictures from a recorded trace or a session-growth CSV
+//   stress          a workload under pressure and faults, every byte verified (exit 1 / 3 on failure)
 //   demo            spills a working set through all three tiers and prints what moved
 //   info            prints the configuration a Pool would get here (from SPILLWAY_*)
 //   top             watches a running pool's live stats from another process
@@ -17,6 +18,7 @@
 
 #include "report.hpp"
 #include "session_growth_cmd.hpp"
+#include "stress_cmd.hpp"
 #include "spillway/spillway.hpp"
 #include "tiers/device/cuda_backend.hpp"
 #include "top_cmd.hpp"
@@ -136,10 +138,13 @@ int main(int argc, char** argv) {
   auto* report_cmd = spillway::tools::add_report_command(app, report);
   spillway::tools::TopArgs top;
   auto* top_cmd = spillway::tools::add_top_command(app, top);
+  spillway::tools::StressArgs stress;
+  auto* stress_cmd = spillway::tools::add_stress_command(app, stress);
   CLI11_PARSE(app, argc, argv);
   try {
     if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
     if (report_cmd->parsed()) return spillway::tools::run_report_command(report);
+    if (stress_cmd->parsed()) return spillway::tools::run_stress_command(stress);
     if (demo->parsed()) {
       return run_demo(parse_byte_size(device, "--device"), parse_byte_size(host, "--host"), count,
                       parse_byte_size(size, "--size"));

@@ -23,7 +23,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "spillway/errors.hpp"
 #include "spillway/options.hpp"
@@ -44,6 +46,7 @@ using Stream = CUstream_st*;
 namespace detail {
 class PoolCore;
 struct BufferRecord;
+struct PoolAccess;  // tests and the stress harness reach the core through it
 }  // namespace detail
 
 class Buffer;
@@ -195,8 +198,18 @@ class Pool {
   // Blocks until no move is in flight and the proactive worker is idle;
   // useful for tests and reports. Bounded by io_timeout.
   void quiesce();
+  // A debugging and testing aid: checks the pool's bookkeeping against the
+  // tiers' own and returns what is wrong, one line per problem naming the
+  // tier or buffer id (empty when all is well): each tier's used bytes equal
+  // what its buffers and in-flight moves hold, every buffer has exactly one
+  // primary copy and shares no storage with another, pinned buffers neither
+  // move nor change blocks, the clean/pinned/buffer counts of stats() add
+  // up. Holds the pool's lock while it walks every buffer (O(n log n)), so
+  // call it from tests and stress runs, not from a hot path.
+  std::vector<std::string> check_invariants() const;
 
  private:
+  friend struct detail::PoolAccess;
   std::shared_ptr<detail::PoolCore> core_;
 };
 

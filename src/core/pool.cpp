@@ -166,5 +166,6 @@ std::string Pool::device_backend_reason() const { return core_->device_backend_r
 std::string_view Pool::host_memory_kind() const { return core_->host_memory_kind(); }
 std::string Pool::spill_directory() const { return core_->spill_directory(); }
 void Pool::quiesce() { core_->quiesce(); }
+std::vector<std::string> Pool::check_invariants() const { return core_->check_invariants(); }
 
 }  // namespace spillway

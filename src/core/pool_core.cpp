@@ -321,9 +321,13 @@ void PoolCore::release_deferred(Lock& lk) {
   std::vector<SpillExtent> todo;
   todo.swap(deferred_release_);
   SpillStore* store = store_.get();
+  std::uint64_t bytes = 0;
+  for (const auto& e : todo) bytes += e.bytes;
+  releasing_disk_bytes_ += bytes;  // still in use in the store until released
   lk.unlock();
   for (const auto& e : todo) store->release(e);
   lk.lock();
+  releasing_disk_bytes_ -= bytes;
 }
 
 // ---- eviction ------------------------------------------------------------------
@@ -483,7 +487,11 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
     check_open();  // the pool may have been destroyed while this thread waited
     poll_fences(lk);
     if (void* b = try_block(t, bytes)) {
+      // b belongs to no record until the caller takes it (after the lock
+      // was dropped to release extents).
+      reserved_bytes_[tier_index(t)] += need;
       release_deferred(lk);
+      reserved_bytes_[tier_index(t)] -= need;
       return b;
     }
     if (errors_.spill_write_failures != failures_at_start) {
@@ -536,6 +544,8 @@ void PoolCore::launch_move(BufferRecord* r, Tier to, void* dst, std::optional<Sp
   ++moves_in_flight_;
   const Tier from = r->primary;
   if (is_eviction) pending_out_[tier_index(from)] += r->footprint;
+  if (dst != nullptr) reserved_bytes_[tier_index(to)] += r->footprint;
+  if (ext) reserved_bytes_[2] += ext->bytes;
   if (dst != nullptr) note_peak(to);
   emit(tier_index(to) > tier_index(from) ? TraceKind::SpillBegin : TraceKind::FetchBegin, r, from,
        to, reason, true, 0);
@@ -713,6 +723,8 @@ void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
   Lock lk(mu_);
   --moves_in_flight_;
   if (is_eviction) pending_out_[tier_index(from)] -= r->footprint;
+  if (dst != nullptr) reserved_bytes_[tier_index(to)] -= r->footprint;
+  if (ext) reserved_bytes_[2] -= ext->bytes;
   r->moving = false;
   if (!error) {
     MoveStats& m = moves_[tier_index(from)][tier_index(to)];
@@ -788,6 +800,7 @@ void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
   if (r->dead && r->pins == 0 && r->copy_fence) {
     ++r->pins;  // freed by the unpin that follows the copy
     pinned_bytes_[tier_index(r->primary)] += r->footprint;
+    r->pinned_block = r->block[tier_index(r->primary)];
     fenced_.push_back({r, r->copy_fence, true});
   } else if (r->dead && r->pins == 0) {
     free_now(r);
@@ -917,6 +930,7 @@ void PoolCore::grant_pin(BufferRecord* r, Access access) {
   if (r->pins++ == 0) {
     primary_lists_[tier_index(r->primary)].remove(r);
     pinned_bytes_[tier_index(r->primary)] += r->footprint;
+    r->pinned_block = r->primary == Tier::Disk ? nullptr : r->block[tier_index(r->primary)];
   }
   if (access == Access::ReadWrite) invalidate_clean(r);
   ++pins_;
@@ -1090,8 +1104,10 @@ void* PoolCore::pin_impl(BufferRecord* r, Tier where, Access access, bool ordere
       throw_oom(lk, where, r->size, "no room could be made within " +
                                         std::to_string(options_.pressure_wait.count()) + " ms");
     }
-    if (r->moving || r->pins > 0 || r->primary != from || r->dead) {
-      // The record changed while we waited for room: start over.
+    if (r->moving || r->pins > 0 || r->primary != from || r->dead || r->has_copy(where)) {
+      // The record changed while we waited for room: start over. Its primary
+      // may be back on `from` after moving away and back, with a clean copy
+      // on `where` now (a move into `where` would orphan that block).
       arena(where)->free(dst);
       continue;
     }
@@ -1227,7 +1243,9 @@ void PoolCore::evict(BufferRecord* r, Tier where) {
       ext = try_extent(r->size);
       if (!ext) throw_oom(lk, Tier::Disk, r->size, "the disk quota is full");
     }
-    if (r->moving || r->pins > 0 || r->primary != from || r->dead) {
+    if (r->moving || r->pins > 0 || r->primary != from || r->dead || r->has_copy(where)) {
+      // Changed while make_room had dropped the lock (possibly moved away
+      // and back, leaving a clean copy on `where`): start over.
       if (dst != nullptr) arena(where)->free(dst);
       if (ext) store_->release(*ext);
       continue;

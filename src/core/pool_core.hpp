@@ -96,6 +96,9 @@ struct BufferRecord {
   bool disk_zero = false;  // disk copy is "all zeros", not yet written
   SpillExtent extent;
   std::uint32_t pins = 0;
+  // The block the live pins point at (set when the first pin is granted):
+  // check_invariants() verifies that a pinned buffer's bytes never moved.
+  void* pinned_block = nullptr;
   bool moving = false;
   bool dead = false;  // the Buffer is gone; free when the move or last pin ends
   // A stream-ordered copy into the device block that may still be running
@@ -168,6 +171,27 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void poll();
 
   PoolStats stats() const;
+  // Checks the residency state under the lock and returns what is wrong
+  // (each entry names the tier or buffer id), empty when all is well:
+  //   - per memory tier, the arena's used bytes equal the footprints of the
+  //     blocks records hold there (primaries and clean copies) plus the
+  //     blocks reserved for moves in flight; on disk, the store's extents in
+  //     use equal the records' extents plus those awaiting release (give or
+  //     take the extents of spills in flight, which shrink as they write,
+  //     and those being released without the lock);
+  //   - clean, pinned and per-tier buffer counts equal what the records say;
+  //   - every buffer has its primary copy, no copy above it (two primaries),
+  //     no block or extent shared with another buffer;
+  //   - a pinned buffer is not moving, sits in no eviction list, and its
+  //     primary block is the one its pins were given;
+  //   - the moves in flight are the records marked moving.
+  // A debugging and testing aid (the stress harness calls it every 50 ms):
+  // it walks every record, O(n log n), while holding the pool's lock.
+  std::vector<std::string> check_invariants() const;
+  // Test seam: shifts the pinned-bytes counter of tier t by `delta`, so a
+  // test can see check_invariants() catch broken accounting. Not for
+  // production use.
+  void skew_pinned_bytes_for_testing(Tier t, std::int64_t delta);
   void set_trace(std::shared_ptr<TraceSink> sink);
   bool tracing() const { return tracing_.load(std::memory_order_relaxed); }
   void record_span(std::string_view name, std::uint64_t start_ns, std::uint64_t duration_ns);
@@ -291,6 +315,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
                                                   RecordList(kCleanList, 1),
                                                   RecordList(kCleanList, 2)};
   std::array<std::uint64_t, kTierCount> pending_out_{};  // bytes being spilled out of a tier
+  // Storage taken from a tier but held by no record yet: the destination of
+  // a move in flight (block or extent), a block between make_room and its
+  // owner. Disk extents being released outside the lock. For check_invariants.
+  std::array<std::uint64_t, kTierCount> reserved_bytes_{};
+  std::uint64_t releasing_disk_bytes_ = 0;
   std::uint64_t moves_in_flight_ = 0;
   std::vector<SpillExtent> deferred_release_;
   struct Fenced {

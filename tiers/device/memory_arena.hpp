@@ -45,8 +45,11 @@ class MemoryArena {
   virtual bool host_accessible() const = 0;
 
   // A block of at least `bytes` (rounded to SubAllocator::kAlignment), or
-  // nullptr when no free extent holds it.
-  void* allocate(std::size_t bytes) {
+  // nullptr when no free extent holds it. Virtual so that a test arena can
+  // refuse requests (the stress harness's device allocation faults); an
+  // override that returns a block must take it from alloc_ (free() and the
+  // accounting go through it).
+  virtual void* allocate(std::size_t bytes) {
     if (auto p = alloc_.allocate(bytes)) return reinterpret_cast<void*>(p);
     if (!grow(bytes)) return nullptr;
     return reinterpret_cast<void*>(alloc_.allocate(bytes));

@@ -96,11 +96,11 @@ int run_stress_command(const StressArgs& a) {
     c.on_progress = [tty, &last_line](const stress::StressProgress& p) {
       if (!tty && p.seconds - last_line < 10) return;
       last_line = p.seconds;
-      std::fprintf(stderr, "%s[%6.1f s] %llu ops (%.0f/s), %llu pins verified, %.1f MiB verified, %llu documented "
+      std::fprintf(stderr, "%s[%6.1f s] %llu ops (%.0f/s), %llu pins verified, %.2f GiB verified, %llu documented "
                            "exceptions, %llu violations, faults %s%s",
                    tty ? "\r" : "", p.seconds, static_cast<unsigned long long>(p.ops),
                    p.seconds > 0 ? static_cast<double>(p.ops) / p.seconds : 0.0,
-                   static_cast<unsigned long long>(p.pins_verified), static_cast<double>(p.bytes_verified) / (1 << 20),
+                   static_cast<unsigned long long>(p.pins_verified), static_cast<double>(p.bytes_verified) / (1 << 30),
                    static_cast<unsigned long long>(p.documented_exceptions),
                    static_cast<unsigned long long>(p.violations), p.faults_on ? "on " : "off", tty ? "" : "\n");
       std::fflush(stderr);

@@ -152,18 +152,6 @@ std::pair<int, std::string> run(const std::string& cmd) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-std::map<std::string, double> parse_prometheus(const std::string& text) {
-  std::map<std::string, double> m;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const auto sp = line.rfind(' ');
-    m[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
-  }
-  return m;
-}
-
 // Writes buffers (spilling older ones down) and reads a third of them back
 // (fetching them up), checking their bytes.
 struct Written {
@@ -288,7 +276,7 @@ TEST(LiveStats, SecondProcessReadsWhatStatsSaysWhileThePoolSpills) {
         failures.push_back("exit " + std::to_string(rc) + ": " + out);
         continue;
       }
-      const auto m = parse_prometheus(out);
+      const auto m = testing::parse_prometheus(out);
       double moves = 0;
       for (const auto& [key, v] : m) {
         if (key.rfind("spillway_moves_total{", 0) == 0) moves += v;
@@ -321,7 +309,7 @@ TEST(LiveStats, SecondProcessReadsWhatStatsSaysWhileThePoolSpills) {
   const auto [rc, out] = run(top + " --prometheus");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_EQ(out, s.to_prometheus());
-  const auto m = parse_prometheus(out);
+  const auto m = testing::parse_prometheus(out);
   EXPECT_EQ(m.at(R"(spillway_tier_bytes{tier="device",state="used"})"), double(s.tier(Tier::Device).used_bytes));
   EXPECT_EQ(m.at(R"(spillway_tier_bytes{tier="disk",state="used"})"), double(s.tier(Tier::Disk).used_bytes));
   EXPECT_EQ(m.at(R"(spillway_moves_total{from="device",to="host"})"), double(s.move(Tier::Device, Tier::Host).moves));
@@ -330,7 +318,7 @@ TEST(LiveStats, SecondProcessReadsWhatStatsSaysWhileThePoolSpills) {
   const auto [rc2, once] = run(top + " --once");
   ASSERT_EQ(rc2, 0) << once;
   EXPECT_NE(once.find("pid " + std::to_string(::getpid())), std::string::npos) << once;
-  EXPECT_NE(once.find("used " + tools::human_bytes(s.tier(Tier::Device).used_bytes)), std::string::npos) << once;
+  EXPECT_NE(once.find("used " + format_bytes(s.tier(Tier::Device).used_bytes)), std::string::npos) << once;
   EXPECT_NE(once.find("buffers    " + std::to_string(s.live_buffers) + " live"), std::string::npos) << once;
   EXPECT_EQ(once.find("per s"), std::string::npos) << "--once shows totals, not rates:\n" << once;
 #endif

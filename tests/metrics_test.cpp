@@ -34,18 +34,6 @@ PoolStats busy_stats(Pool& pool) {
   return pool.stats();
 }
 
-std::map<std::string, double> parse(const std::string& text) {
-  std::map<std::string, double> m;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const auto sp = line.rfind(' ');
-    m[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
-  }
-  return m;
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream f(path);
   std::stringstream ss;
@@ -77,7 +65,7 @@ TEST(Metrics, ExpositionSaysWhatStatsSays) {
   ScratchDir dir;
   Pool pool(testing::small_options(dir.path(), 1 << 20, 2 << 20));
   const PoolStats s = busy_stats(pool);
-  auto m = parse(s.to_prometheus());
+  auto m = testing::parse_prometheus(s.to_prometheus());
   EXPECT_EQ(m.at(R"(spillway_tier_bytes{tier="host",state="used"})"), double(s.tier(Tier::Host).used_bytes));
   EXPECT_EQ(m.at(R"(spillway_tier_bytes{tier="device",state="capacity"})"), double(s.tier(Tier::Device).capacity_bytes));
   EXPECT_EQ(m.count(R"(spillway_tier_bytes{tier="disk",state="capacity"})"), 0u) << "unlimited quota exported";
@@ -111,10 +99,10 @@ TEST(Metrics, TextfileIsReplacedAtomicallyAndHasTheFinalNumbers) {
     ASSERT_TRUE(std::filesystem::exists(o.metrics_file)) << "no first write at construction";
     Buffer b = pool.allocate(4096, Tier::Host, "x");
     std::this_thread::sleep_for(100ms);
-    EXPECT_EQ(parse(read_file(o.metrics_file)).at("spillway_live_buffers"), 1.0) << "no periodic write";
+    EXPECT_EQ(testing::parse_prometheus(read_file(o.metrics_file)).at("spillway_live_buffers"), 1.0) << "no periodic write";
   }
   // The Buffer went before the pool: the last write says so.
-  EXPECT_EQ(parse(read_file(o.metrics_file)).at("spillway_live_buffers"), 0.0);
+  EXPECT_EQ(testing::parse_prometheus(read_file(o.metrics_file)).at("spillway_live_buffers"), 0.0);
   EXPECT_FALSE(std::filesystem::exists(o.metrics_file + ".tmp")) << "temporary file left behind";
 }
 

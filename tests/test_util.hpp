@@ -13,7 +13,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include "spillway/spillway.hpp"
@@ -40,6 +42,19 @@ inline void fill_pattern(void* p, std::size_t n, std::uint64_t key, std::uint64_
   }
   const std::uint64_t tail = mix(seed + i);
   for (std::size_t j = 0; i < n; ++i, ++j) b[i] = static_cast<unsigned char>(tail >> (8 * j));
+}
+
+// Prometheus text exposition as {"name{labels}": value}; comments skipped.
+inline std::map<std::string, double> parse_prometheus(const std::string& text) {
+  std::map<std::string, double> m;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto sp = line.rfind(' ');
+    m[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
+  }
+  return m;
 }
 
 // The first offset where `p` differs from the pattern, or -1.

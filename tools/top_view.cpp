@@ -26,19 +26,6 @@ std::string name(Tier t) { return std::string(tier_name(t)); }
 
 }  // namespace
 
-std::string human_bytes(std::uint64_t b) {
-  if (b == kUnlimited) return "unlimited";
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
 
 std::string tier_bar(const TierStats& t, int width) {
   const int used = cells(t.used_bytes, t.capacity_bytes, width);
@@ -65,13 +52,13 @@ std::string render_top(const PoolStats& prev, const PoolStats& cur, double secon
     }
     const std::string bar = s.capacity_bytes == kUnlimited ? "(no quota)" : tier_bar(s);
     std::snprintf(line, sizeof line, "%-7s %-*s  used %s  pinned %s  cap %s  buffers %llu",
-                  name(t).c_str(), kTopBarWidth + 2, bar.c_str(), human_bytes(s.used_bytes).c_str(),
-                  human_bytes(s.pinned_bytes).c_str(), human_bytes(s.capacity_bytes).c_str(),
+                  name(t).c_str(), kTopBarWidth + 2, bar.c_str(), format_bytes(s.used_bytes).c_str(),
+                  format_bytes(s.pinned_bytes).c_str(), format_bytes(s.capacity_bytes).c_str(),
                   static_cast<unsigned long long>(s.buffers));
     out += line;
     if (t == Tier::Disk) {
-      std::snprintf(line, sizeof line, "  (stored %s, file %s)", human_bytes(cur.disk_stored_bytes).c_str(),
-                    human_bytes(cur.disk_file_bytes).c_str());
+      std::snprintf(line, sizeof line, "  (stored %s, file %s)", format_bytes(cur.disk_stored_bytes).c_str(),
+                    format_bytes(cur.disk_file_bytes).c_str());
       out += line;
     }
     out += '\n';
@@ -99,15 +86,15 @@ std::string render_top(const PoolStats& prev, const PoolStats& cur, double secon
         char mps[32], bps[32];
         std::snprintf(mps, sizeof mps, "%.1f", static_cast<double>(delta(m.moves, p.moves)) / seconds);
         std::snprintf(bps, sizeof bps, "%s/s",
-                      human_bytes(static_cast<std::uint64_t>(
+                      format_bytes(static_cast<std::uint64_t>(
                                       std::llround(static_cast<double>(delta(m.bytes, p.bytes)) / seconds)))
                           .c_str());
         std::snprintf(line, sizeof line, "%-18s %10llu %10s %12s %14s %10s\n", pair.c_str(),
-                      static_cast<unsigned long long>(m.moves), mps, human_bytes(m.bytes).c_str(), bps,
+                      static_cast<unsigned long long>(m.moves), mps, format_bytes(m.bytes).c_str(), bps,
                       secs);
       } else {
         std::snprintf(line, sizeof line, "%-18s %10llu %12s %10s\n", pair.c_str(),
-                      static_cast<unsigned long long>(m.moves), human_bytes(m.bytes).c_str(), secs);
+                      static_cast<unsigned long long>(m.moves), format_bytes(m.bytes).c_str(), secs);
       }
       out += line;
     }

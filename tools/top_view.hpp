@@ -13,9 +13,6 @@ namespace spillway::tools {
 
 inline constexpr int kTopBarWidth = 32;
 
-// "12.0 MiB", "512 B", "unlimited".
-std::string human_bytes(std::uint64_t bytes);
-
 // "[####=====.......]" of `width` cells: '#' pinned, '=' used and not
 // pinned, '.' free, in proportion to the capacity.
 std::string tier_bar(const TierStats& tier, int width = kTopBarWidth);

@@ -12,6 +12,9 @@
 
 namespace spillway {
 
+// Bytes as people read them: "512 B", "12.0 MiB", "unlimited" (kUnlimited).
+std::string format_bytes(std::uint64_t bytes);
+
 struct TierStats {
   bool enabled = false;
   std::uint64_t capacity_bytes = 0;  // disk: the quota (kUnlimited when none)

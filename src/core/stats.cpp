@@ -7,8 +7,7 @@
 
 namespace spillway {
 
-namespace {
-std::string human(std::uint64_t b) {
+std::string format_bytes(std::uint64_t b) {
   if (b == kUnlimited) return "unlimited";
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(b);
@@ -21,7 +20,6 @@ std::string human(std::uint64_t b) {
   std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
   return buf;
 }
-}  // namespace
 
 std::string PoolStats::to_string() const {
   std::string out;
@@ -36,10 +34,10 @@ std::string PoolStats::to_string() const {
     std::snprintf(line, sizeof line,
                   "%-6s used %s of %s (clean %s, pinned %s, peak %s), %llu buffers, largest free "
                   "%s, fragmentation %.2f\n",
-                  std::string(tier_name(t)).c_str(), human(s.used_bytes).c_str(),
-                  human(s.capacity_bytes).c_str(), human(s.clean_bytes).c_str(),
-                  human(s.pinned_bytes).c_str(), human(s.peak_bytes).c_str(),
-                  static_cast<unsigned long long>(s.buffers), human(s.largest_free_bytes).c_str(),
+                  std::string(tier_name(t)).c_str(), format_bytes(s.used_bytes).c_str(),
+                  format_bytes(s.capacity_bytes).c_str(), format_bytes(s.clean_bytes).c_str(),
+                  format_bytes(s.pinned_bytes).c_str(), format_bytes(s.peak_bytes).c_str(),
+                  static_cast<unsigned long long>(s.buffers), format_bytes(s.largest_free_bytes).c_str(),
                   s.fragmentation);
     out += line;
   }
@@ -49,8 +47,8 @@ std::string PoolStats::to_string() const {
       if (m.moves == 0) continue;
       std::snprintf(line, sizeof line, "moves  %s -> %s: %llu moves, %s (%s stored), %.3f s\n",
                     std::string(tier_name(from)).c_str(), std::string(tier_name(to)).c_str(),
-                    static_cast<unsigned long long>(m.moves), human(m.bytes).c_str(),
-                    human(m.stored_bytes).c_str(), m.seconds);
+                    static_cast<unsigned long long>(m.moves), format_bytes(m.bytes).c_str(),
+                    format_bytes(m.stored_bytes).c_str(), m.seconds);
       out += line;
     }
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh — builds the libFuzzer targets (the `fuzz` preset: clang,
-# ASan + UBSan) and runs each for FUZZ_SECONDS (default 30) on a copy of its
-# seed corpus in fuzz/corpus/. Exits non-zero, keeping the crashing input in
+# ASan + UBSan) and runs each for FUZZ_SECONDS (default 30), all at once, on a
+# copy of its seed corpus in fuzz/corpus/. Exits non-zero, keeping the crashing input in
 # build/fuzz/artifacts/, when a target finds a crash, a leak or a timeout.
 #   scripts/fuzz.sh                     # both targets, 30 s each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh record_decoder
@@ -16,17 +16,28 @@ command -v clang++ >/dev/null || { echo "fuzz: clang++ is needed (scripts/setup.
 cmake --preset fuzz >/dev/null
 cmake --build build/fuzz
 mkdir -p build/fuzz/artifacts
+# The targets run side by side (one libFuzzer process each, one core each).
+declare -A pids works
 for t in "${targets[@]}"; do
-  work=$(mktemp -d)
-  cp fuzz/corpus/"$t"/* "$work"/
+  works[$t]=$(mktemp -d)
+  cp fuzz/corpus/"$t"/* "${works[$t]}"/
   echo "== fuzz $t for $seconds s"
   build/fuzz/fuzz/"${t}"_fuzz -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix=build/fuzz/artifacts/"$t"- -print_final_stats=1 "$work" 2>&1 | tail -n 12
-  rc=${PIPESTATUS[0]}
-  rm -rf "$work"
-  if [[ $rc -ne 0 ]]; then
-    echo "fuzz: $t failed (exit $rc); the input is in build/fuzz/artifacts/" >&2
-    exit 1
-  fi
+    -artifact_prefix=build/fuzz/artifacts/"$t"- -print_final_stats=1 "${works[$t]}" \
+    >build/fuzz/artifacts/"$t".log 2>&1 &
+  pids[$t]=$!
 done
+failed=()
+for t in "${targets[@]}"; do
+  rc=0
+  wait "${pids[$t]}" || rc=$?
+  echo "== fuzz $t (exit $rc)"
+  tail -n 12 build/fuzz/artifacts/"$t".log
+  rm -rf "${works[$t]}"
+  [[ $rc -eq 0 ]] || failed+=("$t")
+done
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "fuzz: ${failed[*]} failed; the input is in build/fuzz/artifacts/, the log in build/fuzz/artifacts/<target>.log" >&2
+  exit 1
+fi
 echo "fuzz: no crash in ${targets[*]}"

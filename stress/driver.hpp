@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <random>
 #include <shared_mutex>
 #include <string>
@@ -144,8 +146,8 @@ class Driver {
   std::atomic<bool> stop_{false};
   std::atomic<std::int64_t> op_budget_{0};  // remaining ops when cfg.ops > 0
   std::atomic<std::int64_t> faults_off_ns_{0};  // steady-clock ns when faults were turned off; 0: on
-  mutable std::mutex violations_mu_;
-  std::vector<std::string> violations_;
+  mutable spillway::detail::Mutex violations_mu_;
+  std::vector<std::string> violations_ SPILLWAY_GUARDED_BY(violations_mu_);
   std::atomic<std::uint64_t> violation_count_{0};
 };
 

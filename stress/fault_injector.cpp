@@ -124,7 +124,7 @@ FaultInjector::FaultInjector(std::shared_ptr<IoEnv> target, FaultRates rates, st
     : IoEnvWrapper(target ? std::move(target) : IoEnv::posix()), rates_(rates), rng_(seed ^ 0xfa017ULL) {}
 
 std::uint64_t FaultInjector::next_random() {
-  std::lock_guard lk(rng_mu_);
+  spillway::detail::MutexLock lk(rng_mu_);
   return rng_();
 }
 
@@ -172,7 +172,7 @@ ssize_t FaultInjector::pwrite(int fd, const void* data, std::size_t n, off_t off
     w = IoEnvWrapper::pwrite(fd, data, len, offset);
   }
   if (w > 0) {
-    std::lock_guard lk(damage_mu_);
+    spillway::detail::MutexLock lk(damage_mu_);
     const auto begin = static_cast<std::uint64_t>(offset);
     damaged_.erase(damaged_.lower_bound(begin), damaged_.lower_bound(begin + static_cast<std::uint64_t>(w)));
     if (flip && flipped_at < begin + static_cast<std::uint64_t>(w)) damaged_[flipped_at] = 1;
@@ -192,20 +192,20 @@ ssize_t FaultInjector::pread(int fd, void* data, std::size_t n, off_t offset) {
   if (r > 0 && draw(FaultKind::ReadFlip)) {
     const std::uint64_t bit = next_random() % (static_cast<std::uint64_t>(r) * 8);
     static_cast<unsigned char*>(data)[bit / 8] ^= static_cast<unsigned char>(1u << (bit % 8));
-    std::lock_guard lk(damage_mu_);
+    spillway::detail::MutexLock lk(damage_mu_);
     read_flips_.emplace(static_cast<std::uint64_t>(offset) + bit / 8, 1);
   }
   return r;
 }
 
 bool FaultInjector::damaged_on_disk(std::uint64_t begin, std::uint64_t end) const {
-  std::lock_guard lk(damage_mu_);
+  spillway::detail::MutexLock lk(damage_mu_);
   const auto it = damaged_.lower_bound(begin);
   return it != damaged_.end() && it->first < end;
 }
 
 bool FaultInjector::claim_read_flip(std::uint64_t begin, std::uint64_t end) {
-  std::lock_guard lk(damage_mu_);
+  spillway::detail::MutexLock lk(damage_mu_);
   const auto it = read_flips_.lower_bound(begin);
   if (it == read_flips_.end() || it->first >= end) return false;
   read_flips_.erase(it);

@@ -37,6 +37,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <random>
 #include <string>
 #include <utility>
@@ -154,13 +156,13 @@ class FaultInjector : public IoEnvWrapper {
 
   FaultRates rates_;
   std::atomic<bool> enabled_{true};
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_;  // under rng_mu_
+  spillway::detail::Mutex rng_mu_;
+  std::mt19937_64 rng_ SPILLWAY_GUARDED_BY(rng_mu_);
   std::array<std::atomic<std::uint64_t>, kFaultKinds> counts_{};
   std::atomic<std::uint64_t> latency_us_{0};
-  mutable std::mutex damage_mu_;
-  std::map<std::uint64_t, int> damaged_;          // file offsets of flipped bytes on disk
-  std::multimap<std::uint64_t, int> read_flips_;  // file offsets of unclaimed read flips
+  mutable spillway::detail::Mutex damage_mu_;
+  std::map<std::uint64_t, int> damaged_ SPILLWAY_GUARDED_BY(damage_mu_);          // file offsets of flipped bytes on disk
+  std::multimap<std::uint64_t, int> read_flips_ SPILLWAY_GUARDED_BY(damage_mu_);  // file offsets of unclaimed read flips
 };
 
 }  // namespace spillway::stress

@@ -151,7 +151,7 @@ Driver::Driver(const StressConfig& config) : cfg(config) {
 
 void Driver::violation(std::string what) {
   violation_count_.fetch_add(1);
-  std::lock_guard lk(violations_mu_);
+  spillway::detail::MutexLock lk(violations_mu_);
   if (violations_.size() < kMaxViolationsKept) violations_.push_back(std::move(what));
 }
 
@@ -193,23 +193,29 @@ class Crew {
  public:
   template <class F>
   void spawn(F fn) {
-    ++running_;
+    {
+      // Threads spawned earlier may be finishing (and counting down) now.
+      spillway::detail::MutexLock lk(mu_);
+      ++running_;
+    }
     threads_.emplace_back([this, fn = std::move(fn)]() mutable {
       fn();
-      std::lock_guard lk(mu_);
+      spillway::detail::MutexLock lk(mu_);
       --running_;
       cv_.notify_all();
     });
   }
   bool all_done() {
-    std::lock_guard lk(mu_);
+    spillway::detail::MutexLock lk(mu_);
     return running_ == 0;
   }
   // True when every thread finished (and was joined) within `limit`.
   bool join_within(std::chrono::milliseconds limit) {
-    std::unique_lock lk(mu_);
-    const bool done = cv_.wait_for(lk, limit, [this] { return running_ == 0; });
-    lk.unlock();
+    bool done = false;
+    {
+      spillway::detail::MutexLock lk(mu_);
+      done = cv_.wait_for(lk.native(), limit, [this]() SPILLWAY_REQUIRES(mu_) { return running_ == 0; });
+    }
     for (auto& t : threads_) {
       if (done) t.join();
       else t.detach();
@@ -219,9 +225,9 @@ class Crew {
   }
 
  private:
-  std::mutex mu_;
+  spillway::detail::Mutex mu_;
   std::condition_variable cv_;
-  unsigned running_ = 0;
+  unsigned running_ SPILLWAY_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_;
 };
 }  // namespace
@@ -492,7 +498,7 @@ void Driver::fill_result(StressResult& out) {
   set(FaultKind::DeviceAlloc, "absorbed by evicting, retrying or falling back to host; OutOfMemory " +
                                   u64(out.out_of_memory) + " times in all (any cause)");
   out.violation_count = violation_count_.load();
-  std::lock_guard lk(violations_mu_);
+  spillway::detail::MutexLock lk(violations_mu_);
   out.violations = violations_;
 }
 

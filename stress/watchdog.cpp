@@ -84,14 +84,14 @@ Watchdog::Watchdog(std::chrono::milliseconds bound, std::function<void(const Han
 Watchdog::~Watchdog() { stop(); }
 
 ActivitySlot* Watchdog::register_thread(std::string name) {
-  std::lock_guard lk(mu_);
+  spillway::detail::MutexLock lk(mu_);
   slots_.emplace_back(std::move(name));
   reported_seq_.push_back(~std::uint64_t{0});
   return &slots_.back();
 }
 
 void Watchdog::start() {
-  std::lock_guard lk(mu_);
+  spillway::detail::MutexLock lk(mu_);
   if (thread_.joinable()) return;
   stop_ = false;
   thread_ = std::thread([this] { run(); });
@@ -99,7 +99,7 @@ void Watchdog::start() {
 
 void Watchdog::stop() {
   {
-    std::lock_guard lk(mu_);
+    spillway::detail::MutexLock lk(mu_);
     stop_ = true;
   }
   cv_.notify_all();
@@ -110,13 +110,14 @@ void Watchdog::run() {
   // A few looks per bound, at most every 100 ms.
   const auto step = std::clamp<std::chrono::milliseconds>(bound_ / 8, std::chrono::milliseconds(1),
                                                           std::chrono::milliseconds(100));
-  std::unique_lock lk(mu_);
+  spillway::detail::MutexLock lk(mu_);
   while (!stop_) {
-    cv_.wait_for(lk, step, [this] { return stop_; });
+    cv_.wait_for(lk.native(), step, [this]() SPILLWAY_REQUIRES(mu_) { return stop_; });
     if (stop_) break;
-    lk.unlock();
-    scan();
-    lk.lock();
+    {
+      spillway::detail::Unlocked unlocked(lk, mu_);
+      scan();
+    }
   }
 }
 
@@ -125,7 +126,7 @@ void Watchdog::scan() {
   const std::int64_t bound_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(bound_).count();
   std::vector<HangReport> fresh;
   {
-    std::lock_guard lk(mu_);
+    spillway::detail::MutexLock lk(mu_);
     std::size_t i = 0;
     for (const ActivitySlot& slot : slots_) {
       const ActivitySlot::Snapshot s = slot.snapshot();
@@ -171,7 +172,7 @@ void Watchdog::scan() {
 }
 
 std::vector<HangReport> Watchdog::reports() const {
-  std::lock_guard lk(mu_);
+  spillway::detail::MutexLock lk(mu_);
   return reports_;
 }
 

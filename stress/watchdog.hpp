@@ -21,6 +21,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,12 +135,12 @@ class Watchdog {
 
   const std::chrono::milliseconds bound_;
   std::function<void(const HangReport&)> on_hang_;
-  mutable std::mutex mu_;
+  mutable spillway::detail::Mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;
-  std::deque<ActivitySlot> slots_;                 // under mu_ (stable addresses)
-  std::vector<std::uint64_t> reported_seq_;        // per slot: the op already reported
-  std::vector<HangReport> reports_;
+  bool stop_ SPILLWAY_GUARDED_BY(mu_) = false;
+  std::deque<ActivitySlot> slots_ SPILLWAY_GUARDED_BY(mu_);  // stable addresses
+  std::vector<std::uint64_t> reported_seq_ SPILLWAY_GUARDED_BY(mu_);        // per slot: the op already reported
+  std::vector<HangReport> reports_ SPILLWAY_GUARDED_BY(mu_);
   std::atomic<std::uint64_t> hangs_{0};
   std::atomic<std::int64_t> longest_ns_{0};
   std::thread thread_;

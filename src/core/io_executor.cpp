@@ -17,7 +17,7 @@ IoExecutor::~IoExecutor() { shutdown(); }
 
 void IoExecutor::submit(std::function<void()> task) {
   {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     queue_.push_back(std::move(task));
   }
   cv_.notify_one();
@@ -25,7 +25,7 @@ void IoExecutor::submit(std::function<void()> task) {
 
 void IoExecutor::shutdown() {
   {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
   }
@@ -40,8 +40,8 @@ void IoExecutor::work() {
   for (;;) {
     std::function<void()> task;
     {
-      std::unique_lock lk(mu_);
-      cv_.wait(lk, [this] { return stopping_ || !queue_.empty(); });
+      detail::MutexLock lk(mu_);
+      cv_.wait(lk.native(), [this]() SPILLWAY_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());
       queue_.pop_front();

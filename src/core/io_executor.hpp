@@ -9,6 +9,8 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <thread>
 #include <vector>
 
@@ -28,10 +30,10 @@ class IoExecutor {
  private:
   void work();
 
-  std::mutex mu_;
+  detail::Mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
+  std::deque<std::function<void()>> queue_ SPILLWAY_GUARDED_BY(mu_);
+  bool stopping_ SPILLWAY_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

@@ -188,7 +188,7 @@ void PoolCore::shutdown() {
   // evictions) still read or write the arenas and the spill file: wait for
   // them, within io_timeout. One that outlasts it keeps storage alive; the
   // core, which its Buffer holds, frees it when the last handle goes.
-  if (!cv_.wait_for(lk, options_.io_timeout, [this] { return moves_in_flight_ == 0; })) {
+  if (!cv_.wait_for(lk.native(), options_.io_timeout, [this]() SPILLWAY_REQUIRES(mu_) { return moves_in_flight_ == 0; })) {
     ++errors_.timeouts;
     for (auto& [id, r] : records_) unlink(r.get());
     return;
@@ -198,9 +198,10 @@ void PoolCore::shutdown() {
   const auto fences_until = Clock::now() + options_.io_timeout;
   while (!fenced_.empty() && Clock::now() < fences_until) {
     if (!poll_fences(lk)) {
-      lk.unlock();
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-      lk.lock();
+      {
+        Unlocked unlocked(lk, mu_);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
     }
   }
   bool pins_live = false;
@@ -213,7 +214,7 @@ void PoolCore::shutdown() {
   // arenas that live pins still point into.
   store_.reset();
   {
-    std::lock_guard slk(staging_mu_);
+    MutexLock slk(staging_mu_);
     free_rings_.clear();  // before the arena they copy to and from
   }
   if (!pins_live) {
@@ -324,9 +325,10 @@ void PoolCore::release_deferred(Lock& lk) {
   std::uint64_t bytes = 0;
   for (const auto& e : todo) bytes += e.bytes;
   releasing_disk_bytes_ += bytes;  // still in use in the store until released
-  lk.unlock();
-  for (const auto& e : todo) store->release(e);
-  lk.lock();
+  {
+    Unlocked unlocked(lk, mu_);
+    for (const auto& e : todo) store->release(e);
+  }
   releasing_disk_bytes_ -= bytes;
 }
 
@@ -467,7 +469,7 @@ void PoolCore::maybe_proactive(Tier t) {
 
 void PoolCore::wait_io(Lock& lk, const char* what) {
   ++waiters_;
-  const auto status = cv_.wait_for(lk, options_.io_timeout);
+  const auto status = cv_.wait_for(lk.native(), options_.io_timeout);
   --waiters_;
   if (status == std::cv_status::timeout) {
     ++errors_.timeouts;
@@ -499,7 +501,7 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
       // the deadline, at a bounded rate; callers that may not wait give up.
       if (!wait_for_pins || Clock::now() >= deadline) return nullptr;
       ++waiters_;
-      cv_.wait_for(lk, std::chrono::milliseconds(5));
+      cv_.wait_for(lk.native(), std::chrono::milliseconds(5));
       --waiters_;
       check_open();
     }
@@ -515,9 +517,10 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
     const bool started = start_evictions(t, want, EvictionReason::Pressure, &mine);
     if (!mine.empty()) {
       if (waited != nullptr) *waited = true;
-      lk.unlock();
-      for (auto& m : mine) run_move(m.record, m.from, m.to, m.dst, m.ext, true, m.reason, nullptr);
-      lk.lock();
+      {
+        Unlocked unlocked(lk, mu_);
+        for (auto& m : mine) run_move(m.record, m.from, m.to, m.dst, m.ext, true, m.reason, nullptr);
+      }
       continue;
     }
     if (started && pending == 0) continue;
@@ -627,7 +630,7 @@ class StagedSlices final : public SliceIo {
 
 std::unique_ptr<StagingRing> PoolCore::take_ring(MemoryArena* arena) {
   {
-    std::lock_guard lk(staging_mu_);
+    MutexLock lk(staging_mu_);
     if (!free_rings_.empty()) {
       auto ring = std::move(free_rings_.back());
       free_rings_.pop_back();
@@ -640,7 +643,7 @@ std::unique_ptr<StagingRing> PoolCore::take_ring(MemoryArena* arena) {
 
 void PoolCore::give_ring(std::unique_ptr<StagingRing> ring) {
   ring->wait_all_noexcept();
-  std::lock_guard lk(staging_mu_);
+  MutexLock lk(staging_mu_);
   free_rings_.push_back(std::move(ring));
 }
 
@@ -992,9 +995,9 @@ bool PoolCore::poll_fences(Lock& lk) {
 void PoolCore::wait_for_change(Lock& lk, Clock::time_point deadline) {
   ++waiters_;
   if (fenced_.empty()) {
-    cv_.wait_until(lk, deadline);
+    cv_.wait_until(lk.native(), deadline);
   } else {
-    cv_.wait_until(lk, std::min(deadline, Clock::now() + std::chrono::microseconds(200)));
+    cv_.wait_until(lk.native(), std::min(deadline, Clock::now() + std::chrono::microseconds(200)));
   }
   --waiters_;
   poll_fences(lk);
@@ -1119,9 +1122,10 @@ void* PoolCore::pin_impl(BufferRecord* r, Tier where, Access access, bool ordere
     ticket->ordered = ordered;
     ticket->stream = stream;
     launch_move(r, where, dst, std::nullopt, false, EvictionReason::Pressure, ticket, true);
-    lk.unlock();
-    run_move(r, from, where, dst, std::nullopt, false, EvictionReason::Pressure, ticket);
-    lk.lock();
+    {
+      Unlocked unlocked(lk, mu_);
+      run_move(r, from, where, dst, std::nullopt, false, EvictionReason::Pressure, ticket);
+    }
     if (ticket->error) std::rethrow_exception(ticket->error);
     if (ticket->pin_granted) {
       if (access == Access::ReadWrite) {
@@ -1223,7 +1227,7 @@ void PoolCore::evict(BufferRecord* r, Tier where) {
                   "cannot evict buffer " + std::to_string(r->id) + ": it stays pinned");
       }
       ++waiters_;
-      cv_.wait_until(lk, deadline);
+      cv_.wait_until(lk.native(), deadline);
       --waiters_;
       continue;
     }
@@ -1254,9 +1258,10 @@ void PoolCore::evict(BufferRecord* r, Tier where) {
     // thread (without the lock) rather than waiting for a worker.
     auto ticket = std::make_shared<MoveTicket>();
     launch_move(r, where, dst, ext, true, EvictionReason::Explicit, ticket, true);
-    lk.unlock();
-    run_move(r, from, where, dst, ext, true, EvictionReason::Explicit, ticket);
-    lk.lock();
+    {
+      Unlocked unlocked(lk, mu_);
+      run_move(r, from, where, dst, ext, true, EvictionReason::Explicit, ticket);
+    }
     if (ticket->error) std::rethrow_exception(ticket->error);
   }
 }

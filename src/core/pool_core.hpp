@@ -40,6 +40,7 @@
 #include "spillway/stats.hpp"
 #include "spillway/trace.hpp"
 #include "src/instrument/recorder.hpp"
+#include "sync.hpp"
 #include "tiers/device/memory_arena.hpp"
 #include "tiers/disk/spill_store.hpp"
 
@@ -150,27 +151,27 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   ~PoolCore();
 
   // Stops the workers, frees all storage and detaches every record.
-  void shutdown();
+  void shutdown() SPILLWAY_EXCLUDES(mu_);
 
-  BufferRecord* allocate(std::size_t bytes, Tier preferred, std::string_view label);
-  void free(BufferRecord* r) noexcept;
+  BufferRecord* allocate(std::size_t bytes, Tier preferred, std::string_view label) SPILLWAY_EXCLUDES(mu_);
+  void free(BufferRecord* r) noexcept SPILLWAY_EXCLUDES(mu_);
   // Returns the pinned address on `where` (nullptr for a zero-byte buffer).
-  void* pin(BufferRecord* r, Tier where, Access access);
+  void* pin(BufferRecord* r, Tier where, Access access) SPILLWAY_EXCLUDES(mu_);
   // Stream-aware pin (see Buffer::pin(Tier, Access, Stream)).
-  void* pin(BufferRecord* r, Tier where, Access access, void* stream);
-  void unpin(BufferRecord* r) noexcept;
+  void* pin(BufferRecord* r, Tier where, Access access, void* stream) SPILLWAY_EXCLUDES(mu_);
+  void unpin(BufferRecord* r) noexcept SPILLWAY_EXCLUDES(mu_);
   // Ends a pin once the work queued on `stream` so far is done.
-  void unpin_after(BufferRecord* r, Tier pinned_on, void* stream);
-  void prefetch(BufferRecord* r, Tier where);
-  void hint_next_use(BufferRecord* r, std::uint64_t step);
-  void evict(BufferRecord* r, Tier where);
-  Tier tier_of(const BufferRecord* r) const;
-  unsigned clean_copies(const BufferRecord* r) const;
-  void quiesce();
+  void unpin_after(BufferRecord* r, Tier pinned_on, void* stream) SPILLWAY_EXCLUDES(mu_);
+  void prefetch(BufferRecord* r, Tier where) SPILLWAY_EXCLUDES(mu_);
+  void hint_next_use(BufferRecord* r, std::uint64_t step) SPILLWAY_EXCLUDES(mu_);
+  void evict(BufferRecord* r, Tier where) SPILLWAY_EXCLUDES(mu_);
+  Tier tier_of(const BufferRecord* r) const SPILLWAY_EXCLUDES(mu_);
+  unsigned clean_copies(const BufferRecord* r) const SPILLWAY_EXCLUDES(mu_);
+  void quiesce() SPILLWAY_EXCLUDES(mu_);
   // Applies stream-ordered copies and deferred unpins that have completed.
-  void poll();
+  void poll() SPILLWAY_EXCLUDES(mu_);
 
-  PoolStats stats() const;
+  PoolStats stats() const SPILLWAY_EXCLUDES(mu_);
   // Checks the residency state under the lock and returns what is wrong
   // (each entry names the tier or buffer id), empty when all is well:
   //   - per memory tier, the arena's used bytes equal the footprints of the
@@ -187,39 +188,39 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   //   - the moves in flight are the records marked moving.
   // A debugging and testing aid (the stress harness calls it every 50 ms):
   // it walks every record, O(n log n), while holding the pool's lock.
-  std::vector<std::string> check_invariants() const;
+  std::vector<std::string> check_invariants() const SPILLWAY_EXCLUDES(mu_);
   // Test seam: shifts the pinned-bytes counter of tier t by `delta`, so a
   // test can see check_invariants() catch broken accounting. Not for
   // production use.
-  void skew_pinned_bytes_for_testing(Tier t, std::int64_t delta);
-  void set_trace(std::shared_ptr<TraceSink> sink);
+  void skew_pinned_bytes_for_testing(Tier t, std::int64_t delta) SPILLWAY_EXCLUDES(mu_);
+  void set_trace(std::shared_ptr<TraceSink> sink) SPILLWAY_EXCLUDES(mu_);
   bool tracing() const { return tracing_.load(std::memory_order_relaxed); }
-  void record_span(std::string_view name, std::uint64_t start_ns, std::uint64_t duration_ns);
+  void record_span(std::string_view name, std::uint64_t start_ns, std::uint64_t duration_ns) SPILLWAY_EXCLUDES(mu_);
   const PoolOptions& options() const { return options_; }
   bool tier_enabled(Tier t) const;
   std::string_view device_backend_name() const;
   const std::string& device_backend_reason() const { return backend_reason_; }
   std::string_view host_memory_kind() const;
   std::string spill_directory() const;
-  void check_open() const;  // throws std::logic_error after shutdown
+  void check_open() const SPILLWAY_REQUIRES(mu_);  // throws std::logic_error after shutdown
 
  private:
-  using Lock = std::unique_lock<std::mutex>;
+  using Lock = MutexLock;
   using Clock = std::chrono::steady_clock;
 
   MemoryArena* arena(Tier t) const { return t == Tier::Disk ? nullptr : arenas_[tier_index(t)].get(); }
   std::uint64_t tier_capacity(Tier t) const;
 
   // List maintenance.
-  void link(BufferRecord* r);    // into the lists its state calls for
-  void unlink(BufferRecord* r);  // out of every list
+  void link(BufferRecord* r) SPILLWAY_REQUIRES(mu_);    // into the lists its state calls for
+  void unlink(BufferRecord* r) SPILLWAY_REQUIRES(mu_);  // out of every list
 
   // Room on one tier, without waiting.
-  void* try_block(Tier t, std::size_t bytes);
-  std::optional<SpillExtent> try_extent(std::size_t bytes);
-  void drop_clean(BufferRecord* r, Tier t);
-  void release_later(const SpillExtent& e) { deferred_release_.push_back(e); }
-  void release_deferred(Lock& lk);
+  void* try_block(Tier t, std::size_t bytes) SPILLWAY_REQUIRES(mu_);
+  std::optional<SpillExtent> try_extent(std::size_t bytes) SPILLWAY_REQUIRES(mu_);
+  void drop_clean(BufferRecord* r, Tier t) SPILLWAY_REQUIRES(mu_);
+  void release_later(const SpillExtent& e) SPILLWAY_REQUIRES(mu_) { deferred_release_.push_back(e); }
+  void release_deferred(Lock& lk) SPILLWAY_REQUIRES(mu_);
 
   // Starts spills out of `t` until the bytes in flight out of it reach
   // `want`; clean evictions happen at once. Returns whether anything changed.
@@ -234,16 +235,16 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // With `inline_moves`, copy-down evictions are not queued on the IO
   // workers but appended there for the caller to run.
   bool start_evictions(Tier t, std::uint64_t want, EvictionReason reason,
-                       std::vector<InlineMove>* inline_moves = nullptr);
-  bool evict_one(BufferRecord* v, EvictionReason reason, std::vector<InlineMove>* inline_moves = nullptr);
-  void demote_to_clean(BufferRecord* r, Tier below);
-  void maybe_proactive(Tier t);
+                       std::vector<InlineMove>* inline_moves = nullptr) SPILLWAY_REQUIRES(mu_);
+  bool evict_one(BufferRecord* v, EvictionReason reason, std::vector<InlineMove>* inline_moves = nullptr) SPILLWAY_REQUIRES(mu_);
+  void demote_to_clean(BufferRecord* r, Tier below) SPILLWAY_REQUIRES(mu_);
+  void maybe_proactive(Tier t) SPILLWAY_REQUIRES(mu_);
   // Reserves a block on memory tier t, evicting and waiting as allowed.
   // Returns nullptr when no room could be made by `deadline`.
   // Sets *waited when it had to block.
   void* make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point deadline,
-                  bool wait_for_pins, bool* waited = nullptr);
-  void wait_io(Lock& lk, const char* what);
+                  bool wait_for_pins, bool* waited = nullptr) SPILLWAY_REQUIRES(mu_);
+  void wait_io(Lock& lk, const char* what) SPILLWAY_REQUIRES(mu_);
 
   // Launches a move of r from its primary to `to`, into `dst` (a block) or
   // `ext` (disk). The ticket (if any) is completed at commit.
@@ -252,43 +253,43 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // only wait for a worker otherwise).
   void launch_move(BufferRecord* r, Tier to, void* dst, std::optional<SpillExtent> ext,
                    bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket,
-                   bool on_caller = false);
+                   bool on_caller = false) SPILLWAY_REQUIRES(mu_);
   void run_move(BufferRecord* r, Tier from, Tier to, void* dst, std::optional<SpillExtent> ext,
-                bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket);
+                bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket) SPILLWAY_EXCLUDES(mu_);
   void copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,
-                  std::uint64_t* stored, MoveTicket* ticket);
+                  std::uint64_t* stored, MoveTicket* ticket) SPILLWAY_EXCLUDES(mu_);
 
-  void* pin_impl(BufferRecord* r, Tier where, Access access, bool ordered, void* stream);
+  void* pin_impl(BufferRecord* r, Tier where, Access access, bool ordered, void* stream) SPILLWAY_EXCLUDES(mu_);
   // Staging rings for disk <-> device moves: one per move in flight, made
   // on demand and kept for reuse.
-  std::unique_ptr<StagingRing> take_ring(MemoryArena* arena);
-  void give_ring(std::unique_ptr<StagingRing> ring);
+  std::unique_ptr<StagingRing> take_ring(MemoryArena* arena) SPILLWAY_EXCLUDES(mu_);
+  void give_ring(std::unique_ptr<StagingRing> ring) SPILLWAY_EXCLUDES(mu_);
 
-  void grant_pin(BufferRecord* r, Access access);
-  void unpin_locked(Lock& lk, BufferRecord* r);
+  void grant_pin(BufferRecord* r, Access access) SPILLWAY_REQUIRES(mu_);
+  void unpin_locked(Lock& lk, BufferRecord* r) SPILLWAY_REQUIRES(mu_);
   // ReadWrite: clean copies go now, or when r's copy fence is done.
-  void invalidate_clean(BufferRecord* r);
+  void invalidate_clean(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
   // Polls the fences of stream-ordered copies and deferred unpins; applies
   // those that are done. Returns whether any was.
-  bool poll_fences(Lock& lk);
+  bool poll_fences(Lock& lk) SPILLWAY_REQUIRES(mu_);
   // r's copy fence is done: drop what it kept.
-  void settle(BufferRecord* r);
+  void settle(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
   // Waits until `deadline` or a change; with fences pending, in short steps
   // that poll them.
-  void wait_for_change(Lock& lk, Clock::time_point deadline);
-  void free_now(BufferRecord* r);
-  [[noreturn]] void throw_oom(Lock& lk, Tier t, std::size_t bytes, const std::string& detail);
-  std::vector<std::pair<std::string, std::size_t>> pinned_by_label(Tier t) const;
+  void wait_for_change(Lock& lk, Clock::time_point deadline) SPILLWAY_REQUIRES(mu_);
+  void free_now(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  [[noreturn]] void throw_oom(Lock& lk, Tier t, std::size_t bytes, const std::string& detail) SPILLWAY_REQUIRES(mu_);
+  std::vector<std::pair<std::string, std::size_t>> pinned_by_label(Tier t) const SPILLWAY_REQUIRES(mu_);
   // Records an event when tracing is on (under mu_). `bytes` is used when
   // there is no record.
   void emit(TraceKind kind, const BufferRecord* r, Tier from, Tier to, EvictionReason reason,
-            bool ok, std::uint64_t duration_ns, std::uint64_t bytes = 0) {
+            bool ok, std::uint64_t duration_ns, std::uint64_t bytes = 0) SPILLWAY_REQUIRES(mu_) {
     if (recorder_) record_event(kind, r, from, to, reason, ok, duration_ns, bytes);  // off: one test
   }
   void record_event(TraceKind kind, const BufferRecord* r, Tier from, Tier to, EvictionReason reason,
-                    bool ok, std::uint64_t duration_ns, std::uint64_t bytes);
-  void sample_tiers(std::array<instrument::TierSample, kTierCount>& out) const;
-  void note_peak(Tier t);
+                    bool ok, std::uint64_t duration_ns, std::uint64_t bytes) SPILLWAY_REQUIRES(mu_);
+  void sample_tiers(std::array<instrument::TierSample, kTierCount>& out) const SPILLWAY_EXCLUDES(mu_);
+  void note_peak(Tier t) SPILLWAY_REQUIRES(mu_);
 
   PoolOptions options_;
   std::array<std::unique_ptr<MemoryArena>, 2> arenas_;
@@ -298,56 +299,56 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::unique_ptr<IoExecutor> io_;
   std::unique_ptr<instrument::MetricsFileWriter> metrics_;  // when options_.metrics_file is set
   std::unique_ptr<instrument::LiveStatsPublisher> live_;    // when options_.live_stats is set
-  std::mutex staging_mu_;
-  std::vector<std::unique_ptr<StagingRing>> free_rings_;  // under staging_mu_
+  Mutex staging_mu_;
+  std::vector<std::unique_ptr<StagingRing>> free_rings_ SPILLWAY_GUARDED_BY(staging_mu_);
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  int waiters_ = 0;
-  bool closed_ = false;
-  std::uint64_t next_id_ = 1;
-  std::uint64_t clock_ = 0;
-  std::unordered_map<std::uint64_t, std::unique_ptr<BufferRecord>> records_;
-  std::array<RecordList, kTierCount> primary_lists_{RecordList(kPrimaryList, 0),
+  int waiters_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  bool closed_ SPILLWAY_GUARDED_BY(mu_) = false;
+  std::uint64_t next_id_ SPILLWAY_GUARDED_BY(mu_) = 1;
+  std::uint64_t clock_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::unordered_map<std::uint64_t, std::unique_ptr<BufferRecord>> records_ SPILLWAY_GUARDED_BY(mu_);
+  std::array<RecordList, kTierCount> primary_lists_ SPILLWAY_GUARDED_BY(mu_){RecordList(kPrimaryList, 0),
                                                     RecordList(kPrimaryList, 1),
                                                     RecordList(kPrimaryList, 2)};
-  std::array<RecordList, kTierCount> clean_lists_{RecordList(kCleanList, 0),
+  std::array<RecordList, kTierCount> clean_lists_ SPILLWAY_GUARDED_BY(mu_){RecordList(kCleanList, 0),
                                                   RecordList(kCleanList, 1),
                                                   RecordList(kCleanList, 2)};
-  std::array<std::uint64_t, kTierCount> pending_out_{};  // bytes being spilled out of a tier
+  std::array<std::uint64_t, kTierCount> pending_out_ SPILLWAY_GUARDED_BY(mu_){};  // bytes being spilled out of a tier
   // Storage taken from a tier but held by no record yet: the destination of
   // a move in flight (block or extent), a block between make_room and its
   // owner. Disk extents being released outside the lock. For check_invariants.
-  std::array<std::uint64_t, kTierCount> reserved_bytes_{};
-  std::uint64_t releasing_disk_bytes_ = 0;
-  std::uint64_t moves_in_flight_ = 0;
-  std::vector<SpillExtent> deferred_release_;
+  std::array<std::uint64_t, kTierCount> reserved_bytes_ SPILLWAY_GUARDED_BY(mu_){};
+  std::uint64_t releasing_disk_bytes_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::uint64_t moves_in_flight_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::vector<SpillExtent> deferred_release_ SPILLWAY_GUARDED_BY(mu_);
   struct Fenced {
     BufferRecord* record;
     std::shared_ptr<Fence> fence;
     bool unpin;  // a deferred unpin (else a copy fence to settle)
   };
-  std::vector<Fenced> fenced_;
-  std::string last_spill_error_;
+  std::vector<Fenced> fenced_ SPILLWAY_GUARDED_BY(mu_);
+  std::string last_spill_error_ SPILLWAY_GUARDED_BY(mu_);
 
   // Statistics (under mu_).
-  std::array<std::uint64_t, kTierCount> clean_bytes_{};
-  std::array<std::uint64_t, kTierCount> pinned_bytes_{};
-  mutable std::array<std::uint64_t, kTierCount> peak_bytes_{};
-  std::array<std::uint64_t, kTierCount> buffers_{};
-  std::array<std::array<MoveStats, kTierCount>, kTierCount> moves_{};
-  std::array<std::uint64_t, kEvictionReasonCount> evictions_{};
-  std::uint64_t clean_evictions_ = 0;
-  std::uint64_t pins_ = 0;
-  std::uint64_t pin_waits_ = 0;
-  double stall_seconds_ = 0;
-  std::array<std::uint64_t, kMoveLatencyBounds.size() + 1> move_latency_{};
-  double move_latency_sum_ = 0;
-  ErrorStats errors_;
+  std::array<std::uint64_t, kTierCount> clean_bytes_ SPILLWAY_GUARDED_BY(mu_){};
+  std::array<std::uint64_t, kTierCount> pinned_bytes_ SPILLWAY_GUARDED_BY(mu_){};
+  mutable std::array<std::uint64_t, kTierCount> peak_bytes_ SPILLWAY_GUARDED_BY(mu_){};
+  std::array<std::uint64_t, kTierCount> buffers_ SPILLWAY_GUARDED_BY(mu_){};
+  std::array<std::array<MoveStats, kTierCount>, kTierCount> moves_ SPILLWAY_GUARDED_BY(mu_){};
+  std::array<std::uint64_t, kEvictionReasonCount> evictions_ SPILLWAY_GUARDED_BY(mu_){};
+  std::uint64_t clean_evictions_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::uint64_t pins_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::uint64_t pin_waits_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  double stall_seconds_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::array<std::uint64_t, kMoveLatencyBounds.size() + 1> move_latency_ SPILLWAY_GUARDED_BY(mu_){};
+  double move_latency_sum_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  ErrorStats errors_ SPILLWAY_GUARDED_BY(mu_);
 
   // Tracing: the recorder (swapped under mu_), and the trace file's sink
   // when options_.trace_file is set.
-  std::unique_ptr<instrument::Recorder> recorder_;
+  std::unique_ptr<instrument::Recorder> recorder_ SPILLWAY_GUARDED_BY(mu_);
   std::atomic<bool> tracing_{false};
   std::shared_ptr<instrument::ChromeTraceSink> trace_file_;
 };

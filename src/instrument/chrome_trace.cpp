@@ -75,7 +75,7 @@ std::uint32_t ChromeTraceSink::intern(const std::string& label) {
 }
 
 void ChromeTraceSink::record(const TraceEvent& e) {
-  std::lock_guard lk(mu_);
+  detail::MutexLock lk(mu_);
   if (e.kind == TraceKind::Dropped) {
     ring_lost_ += e.bytes;
     return;
@@ -99,23 +99,23 @@ void ChromeTraceSink::record(const TraceEvent& e) {
 
 void ChromeTraceSink::span(const std::string& name, std::uint64_t start_ns, std::uint64_t duration_ns,
                            const std::string& args_json) {
-  std::lock_guard lk(mu_);
+  detail::MutexLock lk(mu_);
   spans_.push_back(Span{name, start_ns, duration_ns, args_json});
 }
 
 std::uint64_t ChromeTraceSink::dropped() const {
-  std::lock_guard lk(mu_);
+  detail::MutexLock lk(mu_);
   return over_cap_ + ring_lost_;
 }
 
 std::size_t ChromeTraceSink::events() const {
-  std::lock_guard lk(mu_);
+  detail::MutexLock lk(mu_);
   return kept_.size() + spans_.size();
 }
 
 void ChromeTraceSink::write() {
   using nlohmann::json;
-  std::lock_guard lk(mu_);
+  detail::MutexLock lk(mu_);
   auto us = [&](std::uint64_t t_ns) {
     return t_ns <= origin_ns_ ? 0.0 : static_cast<double>(t_ns - origin_ns_) / 1e3;
   };

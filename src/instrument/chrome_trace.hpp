@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -77,21 +79,21 @@ class ChromeTraceSink final : public TraceSink {
     std::uint64_t start_ns, duration_ns;
     std::string args_json;
   };
-  std::uint32_t intern(const std::string& label);
+  std::uint32_t intern(const std::string& label) SPILLWAY_REQUIRES(mu_);
 
   std::string path_;
-  mutable std::mutex mu_;
-  std::deque<Kept> kept_;      // pool events, at most max_pool_events_
-  std::vector<Kept> samples_;  // TierUsage
-  std::vector<Span> spans_;
-  std::vector<std::string> labels_;
-  std::unordered_map<std::string, std::uint32_t> label_ids_;
+  mutable detail::Mutex mu_;
+  std::deque<Kept> kept_ SPILLWAY_GUARDED_BY(mu_);      // pool events, at most max_pool_events_
+  std::vector<Kept> samples_ SPILLWAY_GUARDED_BY(mu_);  // TierUsage
+  std::vector<Span> spans_ SPILLWAY_GUARDED_BY(mu_);
+  std::vector<std::string> labels_ SPILLWAY_GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::uint32_t> label_ids_ SPILLWAY_GUARDED_BY(mu_);
   std::uint64_t origin_ns_;
   std::size_t max_pool_events_;
   Keep keep_;
-  std::uint64_t over_cap_ = 0;
-  std::uint64_t ring_lost_ = 0;
-  bool written_ = false;
+  std::uint64_t over_cap_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::uint64_t ring_lost_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  bool written_ SPILLWAY_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace spillway::instrument

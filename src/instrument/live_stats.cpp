@@ -300,7 +300,7 @@ LiveStatsPublisher::LiveStatsPublisher(std::chrono::milliseconds interval,
 
 LiveStatsPublisher::~LiveStatsPublisher() {
   {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -314,7 +314,7 @@ LiveStatsPublisher::~LiveStatsPublisher() {
 }
 
 void LiveStatsPublisher::publish_now() {
-  std::lock_guard lk(publish_mu_);
+  detail::MutexLock lk(publish_mu_);
   LiveStatsPayload p{};
   to_block(snapshot_(), p);
   p.updated_unix_ns = unix_now_ns();
@@ -336,16 +336,17 @@ void LiveStatsPublisher::publish_now() {
 }
 
 void LiveStatsPublisher::run() {
-  std::unique_lock lk(mu_);
+  detail::MutexLock lk(mu_);
   while (!stopping_) {
-    if (cv_.wait_for(lk, interval_, [this] { return stopping_; })) break;
-    lk.unlock();
-    try {
-      publish_now();
-    } catch (const std::exception& e) {
-      if (failures_.fetch_add(1) == 0) std::fprintf(stderr, "spillway: live stats: %s\n", e.what());
+    if (cv_.wait_for(lk.native(), interval_, [this]() SPILLWAY_REQUIRES(mu_) { return stopping_; })) break;
+    {
+      detail::Unlocked unlocked(lk, mu_);
+      try {
+        publish_now();
+      } catch (const std::exception& e) {
+        if (failures_.fetch_add(1) == 0) std::fprintf(stderr, "spillway: live stats: %s\n", e.what());
+      }
     }
-    lk.lock();
   }
 }
 

@@ -23,6 +23,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -158,10 +160,10 @@ class LiveStatsPublisher {
   std::int64_t owner_pid_ = 0;
   std::unique_ptr<Mapping> map_;
   LiveStatsBlock* block_ = nullptr;
-  std::mutex publish_mu_;  // one writer at a time (the thread or publish_now)
-  std::mutex mu_;
+  detail::Mutex publish_mu_;  // one writer at a time (the thread or publish_now)
+  detail::Mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;
+  bool stopping_ SPILLWAY_GUARDED_BY(mu_) = false;
   std::atomic<std::uint64_t> publishes_{0};
   std::atomic<std::uint64_t> failures_{0};
   std::thread thread_;

@@ -21,7 +21,7 @@ MetricsFileWriter::MetricsFileWriter(std::string path, std::chrono::milliseconds
 
 MetricsFileWriter::~MetricsFileWriter() {
   {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -65,16 +65,17 @@ void MetricsFileWriter::write_once() {
 }
 
 void MetricsFileWriter::run() {
-  std::unique_lock lk(mu_);
+  detail::MutexLock lk(mu_);
   while (!stopping_) {
-    if (cv_.wait_for(lk, interval_, [this] { return stopping_; })) break;
-    lk.unlock();
-    try {
-      write_once();
-    } catch (const std::exception& e) {
-      if (failures_.fetch_add(1) == 0) std::fprintf(stderr, "spillway: metrics file: %s\n", e.what());
+    if (cv_.wait_for(lk.native(), interval_, [this]() SPILLWAY_REQUIRES(mu_) { return stopping_; })) break;
+    {
+      detail::Unlocked unlocked(lk, mu_);
+      try {
+        write_once();
+      } catch (const std::exception& e) {
+        if (failures_.fetch_add(1) == 0) std::fprintf(stderr, "spillway: metrics file: %s\n", e.what());
+      }
     }
-    lk.lock();
   }
 }
 

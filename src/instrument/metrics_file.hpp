@@ -14,6 +14,8 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <string>
 #include <thread>
 
@@ -37,9 +39,9 @@ class MetricsFileWriter {
   std::string path_;
   std::chrono::milliseconds interval_;
   std::function<std::string()> render_;
-  std::mutex mu_;
+  detail::Mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;
+  bool stopping_ SPILLWAY_GUARDED_BY(mu_) = false;
   std::atomic<std::uint64_t> writes_{0};
   std::atomic<std::uint64_t> failures_{0};
   std::thread thread_;

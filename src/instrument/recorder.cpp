@@ -104,7 +104,7 @@ Recorder::Recorder(std::shared_ptr<TraceSink> sink, Sampler sampler, std::size_t
 
 Recorder::~Recorder() {
   {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -145,7 +145,7 @@ bool Recorder::pop(RawEvent& e) noexcept {
 
 std::uint32_t Recorder::intern(std::string_view label) {
   if (label.empty()) return 0;
-  std::lock_guard lk(labels_mu_);
+  detail::MutexLock lk(labels_mu_);
   auto [it, inserted] = label_ids_.try_emplace(std::string(label), static_cast<std::uint32_t>(labels_.size()));
   if (inserted) labels_.emplace_back(label);
   return it->second;
@@ -175,7 +175,7 @@ void Recorder::drain() {
     if (e.label == 0) {
       out_.label.clear();
     } else {
-      std::lock_guard lk(labels_mu_);
+      detail::MutexLock lk(labels_mu_);
       out_.label.assign(labels_[e.label]);
     }
     sink_->record(out_);
@@ -217,42 +217,44 @@ void Recorder::sample() {
 }
 
 void Recorder::flush() {
-  std::unique_lock lk(mu_);
+  detail::MutexLock lk(mu_);
   const std::uint64_t target = enqueue_.load(std::memory_order_acquire);
   ++flush_requests_;
   cv_.notify_all();
   // Bounded only by the sink's speed: the recorder thread never waits on
   // the pool, and a producer holds a claimed cell for a few instructions.
-  flushed_.wait(lk, [&] { return delivered_ >= target || stopping_; });
+  flushed_.wait(lk.native(), [&]() SPILLWAY_REQUIRES(mu_) { return delivered_ >= target || stopping_; });
 }
 
 void Recorder::run() {
   auto next_sample = std::chrono::steady_clock::now();
-  std::unique_lock lk(mu_);
+  detail::MutexLock lk(mu_);
   for (;;) {
     const bool stopping = stopping_;
     const std::uint64_t requests = flush_requests_;
-    lk.unlock();
-    drain();
-    if (std::chrono::steady_clock::now() >= next_sample || stopping) {
-      sample();
-      next_sample = std::chrono::steady_clock::now() + sample_interval_;
+    {
+      detail::Unlocked unlocked(lk, mu_);
+      drain();
+      if (std::chrono::steady_clock::now() >= next_sample || stopping) {
+        sample();
+        next_sample = std::chrono::steady_clock::now() + sample_interval_;
+      }
     }
-    lk.lock();
     delivered_ = dequeue_;
     flushed_.notify_all();
     if (stopping) {
       // Events pushed after the last drain (a racing producer) are not
       // lost: drain once more before leaving.
-      lk.unlock();
-      drain();
-      lk.lock();
+      {
+        detail::Unlocked unlocked(lk, mu_);
+        drain();
+      }
       delivered_ = dequeue_;
       flushed_.notify_all();
       return;
     }
     if (flush_requests_ == requests) {
-      cv_.wait_for(lk, std::chrono::milliseconds(2), [&] { return stopping_ || flush_requests_ != requests; });
+      cv_.wait_for(lk.native(), std::chrono::milliseconds(2), [&]() SPILLWAY_REQUIRES(mu_) { return stopping_ || flush_requests_ != requests; });
     }
   }
 }

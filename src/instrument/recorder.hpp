@@ -20,6 +20,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <string>
 #include <string_view>
 #include <thread>
@@ -101,20 +103,20 @@ class Recorder {
   std::atomic<std::uint64_t> dropped_{0};
   std::uint64_t dropped_reported_ = 0;  // recorder thread only
 
-  std::mutex labels_mu_;
-  std::vector<std::string> labels_;  // by id; [0] is ""
-  std::unordered_map<std::string, std::uint32_t> label_ids_;
+  detail::Mutex labels_mu_;
+  std::vector<std::string> labels_ SPILLWAY_GUARDED_BY(labels_mu_);  // by id; [0] is ""
+  std::unordered_map<std::string, std::uint32_t> label_ids_ SPILLWAY_GUARDED_BY(labels_mu_);
 
   std::array<TierSample, kTierCount> last_sample_{};
   bool sampled_ = false;
   TraceEvent out_;  // reused, so that labels do not allocate per event
 
-  std::mutex mu_;
+  detail::Mutex mu_;
   std::condition_variable cv_;        // wakes the recorder thread
   std::condition_variable flushed_;   // wakes flush() callers
-  std::uint64_t flush_requests_ = 0;  // under mu_
-  std::uint64_t delivered_ = 0;       // under mu_: dequeue_ at the last drain
-  bool stopping_ = false;
+  std::uint64_t flush_requests_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::uint64_t delivered_ SPILLWAY_GUARDED_BY(mu_) = 0;  // dequeue_ at the last drain
+  bool stopping_ SPILLWAY_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

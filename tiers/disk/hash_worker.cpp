@@ -20,7 +20,7 @@ constexpr std::size_t kStepBytes = std::size_t{1} << 20;
 
 HashWorker::~HashWorker() {
   {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -29,7 +29,7 @@ HashWorker::~HashWorker() {
 
 void HashWorker::start(Job& job, const void* data, std::size_t bytes, std::size_t ready_now) {
   if (bytes < kMinBytes || job.worker_ != nullptr) return;
-  std::unique_lock lk(mu_);
+  detail::MutexLock lk(mu_);
   if (busy_ || stopping_) return;
   if (!thread_.joinable()) {
     try {
@@ -47,72 +47,71 @@ void HashWorker::start(Job& job, const void* data, std::size_t bytes, std::size_
   job.ready_.store(ready_now, std::memory_order_release);
   ready_ = &job.ready_;
   job.worker_ = this;
-  lk.unlock();
   cv_.notify_all();
 }
 
 void HashWorker::run() {
   XXH3_state_t* state = XXH3_createState();
-  std::unique_lock lk(mu_);
+  detail::MutexLock lk(mu_);
   for (;;) {
-    cv_.wait(lk, [this] { return stopping_ || pending_; });
+    cv_.wait(lk.native(), [this]() SPILLWAY_REQUIRES(mu_) { return stopping_ || pending_; });
     if (!pending_) break;  // stopping, nothing assigned
     pending_ = false;
     working_ = true;
     const unsigned char* data = data_;
     const std::size_t bytes = bytes_;
     const std::atomic<std::size_t>* ready = ready_;
-    lk.unlock();
     std::uint64_t sum = 0;
-    if (state != nullptr) {
-      XXH3_64bits_reset(state);
-      std::size_t done = 0;
-      unsigned idle = 0;
-      while (done < bytes && !cancel_.load(std::memory_order_relaxed)) {
-        const std::size_t avail = ready->load(std::memory_order_acquire);
-        if (avail > done) {
-          const std::size_t n = std::min(avail - done, kStepBytes);
-          XXH3_64bits_update(state, data + done, n);
-          done += n;
-          idle = 0;
-          continue;
-        }
-        // The next slice is being read: it usually lands within tens of
-        // microseconds, so spin a little before giving the core away.
-        if (++idle < 2000) {
+    {
+      detail::Unlocked unlocked(lk, mu_);
+      if (state != nullptr) {
+        XXH3_64bits_reset(state);
+        std::size_t done = 0;
+        unsigned idle = 0;
+        while (done < bytes && !cancel_.load(std::memory_order_relaxed)) {
+          const std::size_t avail = ready->load(std::memory_order_acquire);
+          if (avail > done) {
+            const std::size_t n = std::min(avail - done, kStepBytes);
+            XXH3_64bits_update(state, data + done, n);
+            done += n;
+            idle = 0;
+            continue;
+          }
+          // The next slice is being read: it usually lands within tens of
+          // microseconds, so spin a little before giving the core away.
+          if (++idle < 2000) {
 #if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
+            __builtin_ia32_pause();
 #endif
-        } else if (idle < 2100) {
-          std::this_thread::yield();
-        } else {
+          } else if (idle < 2100) {
+            std::this_thread::yield();
+          } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+          }
+        }
+        sum = XXH3_64bits_digest(state);
+      } else {
+        // No hashing state (out of memory): hash at the end, in one call.
+        while (ready->load(std::memory_order_acquire) < bytes &&
+               !cancel_.load(std::memory_order_relaxed)) {
           std::this_thread::sleep_for(std::chrono::microseconds(50));
         }
+        if (!cancel_.load(std::memory_order_relaxed)) sum = XXH3_64bits(data, bytes);
       }
-      sum = XXH3_64bits_digest(state);
-    } else {
-      // No hashing state (out of memory): hash at the end, in one call.
-      while (ready->load(std::memory_order_acquire) < bytes &&
-             !cancel_.load(std::memory_order_relaxed)) {
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-      }
-      if (!cancel_.load(std::memory_order_relaxed)) sum = XXH3_64bits(data, bytes);
     }
-    lk.lock();
     working_ = false;
     has_result_ = true;
     result_ = sum;
     cv_.notify_all();
   }
-  lk.unlock();
   XXH3_freeState(state);
 }
 
 std::uint64_t HashWorker::Job::digest() {
-  std::unique_lock lk(worker_->mu_);
+  detail::MutexLock lk(worker_->mu_);
   // The helper is hashing bytes that are all in memory: this wait ends as
   // soon as it has read them (it does no IO and takes no other lock).
-  worker_->cv_.wait(lk, [this] { return worker_->has_result_; });
+  worker_->cv_.wait(lk.native(), [this]() SPILLWAY_REQUIRES(worker_->mu_) { return worker_->has_result_; });
   return worker_->result_;
 }
 
@@ -122,9 +121,9 @@ HashWorker::Job::~Job() {
 
 void HashWorker::finish_job() {
   cancel_.store(true, std::memory_order_relaxed);
-  std::unique_lock lk(mu_);
+  detail::MutexLock lk(mu_);
   pending_ = false;  // not picked up yet: it never will be
-  cv_.wait(lk, [this] { return !working_; });
+  cv_.wait(lk.native(), [this]() SPILLWAY_REQUIRES(mu_) { return !working_; });
   busy_ = false;
   has_result_ = false;
   data_ = nullptr;

@@ -21,6 +21,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <system_error>
 #include <thread>
 
@@ -65,19 +67,19 @@ class HashWorker {
   void run();
   void finish_job();  // stops the helper's work on the current job; waits for it
 
-  std::mutex mu_;
+  detail::Mutex mu_;
   std::condition_variable cv_;
   std::thread thread_;
-  bool busy_ = false;      // a job is assigned (from start until the Job ends)
-  bool pending_ = false;   // assigned, and the helper has not picked it up yet
-  bool working_ = false;   // the helper is inside the range
-  bool has_result_ = false;
-  bool stopping_ = false;
+  bool busy_ SPILLWAY_GUARDED_BY(mu_) = false;      // a job is assigned (from start until the Job ends)
+  bool pending_ SPILLWAY_GUARDED_BY(mu_) = false;   // assigned, and the helper has not picked it up yet
+  bool working_ SPILLWAY_GUARDED_BY(mu_) = false;   // the helper is inside the range
+  bool has_result_ SPILLWAY_GUARDED_BY(mu_) = false;
+  bool stopping_ SPILLWAY_GUARDED_BY(mu_) = false;
   std::atomic<bool> cancel_{false};
-  const unsigned char* data_ = nullptr;
-  std::size_t bytes_ = 0;
-  const std::atomic<std::size_t>* ready_ = nullptr;
-  std::uint64_t result_ = 0;
+  const unsigned char* data_ SPILLWAY_GUARDED_BY(mu_) = nullptr;
+  std::size_t bytes_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  const std::atomic<std::size_t>* ready_ SPILLWAY_GUARDED_BY(mu_) = nullptr;
+  std::uint64_t result_ SPILLWAY_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace spillway::detail

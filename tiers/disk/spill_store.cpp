@@ -143,7 +143,7 @@ std::uint64_t SpillStore::reservation_bytes(std::uint64_t raw_bytes) {
 
 std::optional<SpillExtent> SpillStore::reserve(std::uint64_t raw_bytes) {
   const std::uint64_t bytes = reservation_bytes(raw_bytes);
-  std::lock_guard lk(mu_);
+  detail::MutexLock lk(mu_);
   auto off = extents_.allocate(bytes);
   if (!off) return std::nullopt;
   return SpillExtent{*off, bytes};
@@ -321,7 +321,7 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
   info.codec = h.codec;
   info.stored_bytes = kRecordHeaderBytes + payload;
   {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     extent.bytes = extents_.shrink(extent.offset, extent.bytes, kRecordHeaderBytes + payload);
     stored_bytes_ += info.stored_bytes;
     stored_by_offset_[extent.offset] = info.stored_bytes;
@@ -420,7 +420,7 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
 }
 
 void SpillStore::release(const SpillExtent& extent) {
-  std::lock_guard lk(mu_);
+  detail::MutexLock lk(mu_);
   const std::uint64_t old_end = extents_.file_end();
   extents_.free(extent.offset, extent.bytes);
   if (auto it = stored_by_offset_.find(extent.offset); it != stored_by_offset_.end()) {
@@ -435,7 +435,7 @@ void SpillStore::release(const SpillExtent& extent) {
 }
 
 SpillStoreStats SpillStore::stats() const {
-  std::lock_guard lk(mu_);
+  detail::MutexLock lk(mu_);
   const ExtentAllocatorStats e = extents_.stats();
   SpillStoreStats s;
   s.capacity_bytes = quota_;

@@ -37,6 +37,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+
+#include "src/core/sync.hpp"
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -155,10 +157,10 @@ class SpillStore {
   // LZ4's measured compression speed in bytes/s (EWMA of samples; 0: none yet).
   std::atomic<double> lz4_speed_{0.0};
   std::atomic<std::uint64_t> adaptive_records_{0};
-  mutable std::mutex mu_;  // guards the members below
-  ExtentAllocator extents_;
-  std::uint64_t stored_bytes_ = 0;
-  std::unordered_map<std::uint64_t, std::uint64_t> stored_by_offset_;
+  mutable detail::Mutex mu_;  // guards the members below
+  ExtentAllocator extents_ SPILLWAY_GUARDED_BY(mu_);
+  std::uint64_t stored_bytes_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::unordered_map<std::uint64_t, std::uint64_t> stored_by_offset_ SPILLWAY_GUARDED_BY(mu_);
 };
 
 }  // namespace spillway::detail

@@ -15,7 +15,8 @@
 // Every mode reads every byte (a 64-bit sum over the block) so the compute
 // is the same. Prints one JSON object: per-pass seconds (the first pass,
 // which writes or warms, is reported apart), bytes per pass, and for
-// spillway the bytes moved per pass.
+// spillway the bytes moved per pass, the IO workers' time spent fetching
+// (fetch_io_s: summed over workers), fetches and pins that waited.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -46,6 +47,7 @@ struct Args {
   std::uint64_t block = std::uint64_t{4} << 20;
   int passes = 4;
   int prefetch = 4;
+  int io_threads = 2;
   std::string policy = "lookahead";
 };
 
@@ -182,6 +184,7 @@ int run_spillway(const Args& a) {
   o.disk.directory = a.dir;
   o.disk.compression = Compression::None;  // the data is incompressible
   o.policy = a.policy == "lru" ? EvictionPolicy::Lru : EvictionPolicy::Lookahead;
+  o.io_threads = static_cast<unsigned>(a.io_threads);
   Pool pool(o);
   const std::uint64_t n = a.working_set / a.block;
   std::vector<Buffer> bufs;
@@ -225,9 +228,13 @@ int run_spillway(const Args& a) {
   char extra[256];
   std::snprintf(extra, sizeof extra,
                 ",\"policy\":\"%s\",\"prefetch\":%d,\"fetched_per_pass\":%.0f,\"spilled_per_pass\":%.0f,"
-                "\"stall_s\":%.6f",
+                "\"stall_s\":%.6f,\"fetch_io_s\":%.6f,\"fetches\":%llu,\"pin_waits\":%llu",
                 a.policy.c_str(), a.prefetch, static_cast<double>(fetched) / timed,
-                static_cast<double>(spilled) / timed, after.stall_seconds - before.stall_seconds);
+                static_cast<double>(spilled) / timed, after.stall_seconds - before.stall_seconds,
+                after.move(Tier::Disk, Tier::Host).seconds - before.move(Tier::Disk, Tier::Host).seconds,
+                static_cast<unsigned long long>(after.move(Tier::Disk, Tier::Host).moves -
+                                                before.move(Tier::Disk, Tier::Host).moves),
+                static_cast<unsigned long long>(after.pin_waits - before.pin_waits));
   print_passes("spillway", a, passes, extra);
   return 0;
 }
@@ -237,7 +244,7 @@ int run_spillway(const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   if (argc < 2) die("usage: sweep_bench disk|mmap|spillway [--dir D] [--working-set B] [--budget B] [--block B] "
-                    "[--passes N] [--prefetch K] [--policy lookahead|lru]");
+                    "[--passes N] [--prefetch K] [--io-threads N] [--policy lookahead|lru]");
   a.mode = argv[1];
   const char* env_dir = std::getenv("SPILLWAY_SPILL_DIR");
   a.dir = env_dir != nullptr ? env_dir : "/var/tmp";
@@ -252,6 +259,7 @@ int main(int argc, char** argv) {
       else if (k == "--block") a.block = spillway::parse_byte_size(v, "--block");
       else if (k == "--passes") a.passes = std::stoi(v);
       else if (k == "--prefetch") a.prefetch = std::stoi(v);
+      else if (k == "--io-threads") a.io_threads = std::stoi(v);
       else if (k == "--policy") a.policy = v;
       else die("unknown option " + k);
     }
@@ -259,6 +267,7 @@ int main(int argc, char** argv) {
       die("--block must be a positive multiple of 4 KiB that divides --working-set");
     }
     if (a.passes < 2) die("--passes must be at least 2 (the first one writes)");
+    if (a.io_threads < 1 || a.io_threads > 64) die("--io-threads must be 1..64");
     if (a.policy != "lookahead" && a.policy != "lru") die("--policy: lookahead or lru, got " + a.policy);
     if (a.mode == "disk") return run_disk(a);
     if (a.mode == "mmap") return run_mmap(a);

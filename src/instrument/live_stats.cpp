@@ -295,16 +295,11 @@ LiveStatsPublisher::LiveStatsPublisher(std::chrono::milliseconds interval,
   block_->start_unix_ns = unix_now_ns();
   block_->magic.store(kLiveStatsMagic, std::memory_order_release);
   publish_now();
-  thread_ = std::thread([this] { run(); });
+  periodic_ = std::make_unique<PeriodicTask>(interval_, "live stats", [this] { publish_now(); });
 }
 
 LiveStatsPublisher::~LiveStatsPublisher() {
-  {
-    detail::MutexLock lk(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  periodic_->stop();
   try {
     publish_now();  // the final numbers, for a reader that is looking right now
   } catch (const std::exception& e) {
@@ -333,21 +328,6 @@ void LiveStatsPublisher::publish_now() {
   }
   block_->sequence.store(seq + 2, std::memory_order_release);
   publishes_.fetch_add(1);
-}
-
-void LiveStatsPublisher::run() {
-  detail::MutexLock lk(mu_);
-  while (!stopping_) {
-    if (cv_.wait_for(lk.native(), interval_, [this]() SPILLWAY_REQUIRES(mu_) { return stopping_; })) break;
-    {
-      detail::Unlocked unlocked(lk, mu_);
-      try {
-        publish_now();
-      } catch (const std::exception& e) {
-        if (failures_.fetch_add(1) == 0) std::fprintf(stderr, "spillway: live stats: %s\n", e.what());
-      }
-    }
-  }
 }
 
 std::vector<std::string> LiveStatsPublisher::clean_stale_segments() {

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 
+#include "periodic.hpp"
 #include "src/core/sync.hpp"
 #include <stdexcept>
 #include <string>
@@ -144,7 +145,7 @@ class LiveStatsPublisher {
   // Takes a snapshot and publishes it now, on the calling thread.
   void publish_now();
   std::uint64_t publishes() const { return publishes_.load(); }
-  std::uint64_t failures() const { return failures_.load(); }
+  std::uint64_t failures() const { return periodic_->failures(); }
 
   // Removes every /dev/shm/spillway.<uid>.* of this user (a regular file,
   // not a link) whose process no longer exists; returns the names removed.
@@ -152,7 +153,6 @@ class LiveStatsPublisher {
 
  private:
   struct Mapping;
-  void run();
 
   std::chrono::milliseconds interval_;
   std::function<PoolStats()> snapshot_;
@@ -161,12 +161,8 @@ class LiveStatsPublisher {
   std::unique_ptr<Mapping> map_;
   LiveStatsBlock* block_ = nullptr;
   detail::Mutex publish_mu_;  // one writer at a time (the thread or publish_now)
-  detail::Mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ SPILLWAY_GUARDED_BY(mu_) = false;
   std::atomic<std::uint64_t> publishes_{0};
-  std::atomic<std::uint64_t> failures_{0};
-  std::thread thread_;
+  std::unique_ptr<PeriodicTask> periodic_;  // calls publish_now every interval_
 };
 
 // ---- reader ---------------------------------------------------------------

@@ -16,16 +16,11 @@ MetricsFileWriter::MetricsFileWriter(std::string path, std::chrono::milliseconds
                                      std::function<std::string()> render)
     : path_(std::move(path)), interval_(interval), render_(std::move(render)) {
   write_once();
-  thread_ = std::thread([this] { run(); });
+  periodic_ = std::make_unique<PeriodicTask>(interval_, "metrics file", [this] { write_once(); });
 }
 
 MetricsFileWriter::~MetricsFileWriter() {
-  {
-    detail::MutexLock lk(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  periodic_->stop();
   try {
     write_once();  // the final numbers
   } catch (const std::exception& e) {
@@ -62,21 +57,6 @@ void MetricsFileWriter::write_once() {
     throw IoError(err, path_, 0, "renaming the metrics file into place");
   }
   ++writes_;
-}
-
-void MetricsFileWriter::run() {
-  detail::MutexLock lk(mu_);
-  while (!stopping_) {
-    if (cv_.wait_for(lk.native(), interval_, [this]() SPILLWAY_REQUIRES(mu_) { return stopping_; })) break;
-    {
-      detail::Unlocked unlocked(lk, mu_);
-      try {
-        write_once();
-      } catch (const std::exception& e) {
-        if (failures_.fetch_add(1) == 0) std::fprintf(stderr, "spillway: metrics file: %s\n", e.what());
-      }
-    }
-  }
 }
 
 }  // namespace spillway::instrument

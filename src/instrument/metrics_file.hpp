@@ -11,13 +11,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
-
-#include "src/core/sync.hpp"
+#include <memory>
 #include <string>
-#include <thread>
+
+#include "periodic.hpp"
 
 namespace spillway::instrument {
 
@@ -30,21 +28,16 @@ class MetricsFileWriter {
   MetricsFileWriter& operator=(const MetricsFileWriter&) = delete;
 
   std::uint64_t writes() const { return writes_.load(); }
-  std::uint64_t failures() const { return failures_.load(); }
+  std::uint64_t failures() const { return periodic_->failures(); }
 
  private:
   void write_once();  // throws IoError
-  void run();
 
   std::string path_;
   std::chrono::milliseconds interval_;
   std::function<std::string()> render_;
-  detail::Mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ SPILLWAY_GUARDED_BY(mu_) = false;
   std::atomic<std::uint64_t> writes_{0};
-  std::atomic<std::uint64_t> failures_{0};
-  std::thread thread_;
+  std::unique_ptr<PeriodicTask> periodic_;  // calls write_once every interval_
 };
 
 }  // namespace spillway::instrument

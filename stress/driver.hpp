@@ -121,6 +121,7 @@ class Driver {
 
   const StressConfig cfg;
   std::unique_ptr<Pool> pool;
+  bool direct_io = false;  // the pool's spill records of kDirectIoMinBytes+ use the direct layout
   std::shared_ptr<FaultInjector> injector;
   std::vector<std::unique_ptr<Slot>> slots;
   std::vector<double> zipf_cdf;         // over slot ranks

@@ -117,6 +117,7 @@ Driver::Driver(const StressConfig& config) : cfg(config) {
       seam = FaultInjector::install_device_faults(injector);
     }
     pool = std::make_unique<Pool>(o);
+    direct_io = pool->stats().disk_direct_io;
   }
   // The working set: oversubscription x the memory tiers, in buffers of
   // sizes drawn from [size_min, size_max].
@@ -367,7 +368,7 @@ void Driver::final_check(StressResult& out, ActivitySlot* activity) {
         break;
       } catch (const CorruptionError& e) {
         const std::uint64_t begin = e.record_offset;
-        const std::uint64_t end = begin + spillway::detail::SpillStore::reservation_bytes(s.size);
+        const std::uint64_t end = begin + spillway::detail::SpillStore::record_span(s.size, direct_io);
         if (e.buffer_id == id && injector->damaged_on_disk(begin, end)) {
           ++out.final_corrupted_reported;  // its only copy was damaged by a write flip
         } else {

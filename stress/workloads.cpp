@@ -72,7 +72,7 @@ void Worker::on_error(Slot* s, std::uint64_t id, std::size_t size, Clock::time_p
     // Never wrong bytes: the pool refused them. It must be explained by a
     // flip the injector made inside this buffer's record.
     const std::uint64_t begin = e.record_offset;
-    const std::uint64_t end = begin + spillway::detail::SpillStore::reservation_bytes(size);
+    const std::uint64_t end = begin + spillway::detail::SpillStore::record_span(size, d_.direct_io);
     if (e.buffer_id != id) {
       d_.violation(where + ": CorruptionError names buffer " + std::to_string(e.buffer_id) + ": " + e.what());
     } else if (d_.injector->damaged_on_disk(begin, end)) {

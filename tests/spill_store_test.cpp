@@ -24,11 +24,20 @@ using spillway::testing::fill_pattern;
 using spillway::testing::find_mismatch;
 using spillway::testing::ScratchDir;
 
-DiskOptions disk_in(const std::string& dir, Compression c = Compression::Adaptive) {
+DiskOptions disk_in(const std::string& dir, Compression c = Compression::Adaptive,
+                    DiskIo io = DiskIo::Auto) {
   DiskOptions o;
   o.directory = dir;
   o.compression = c;
+  o.io = io;
   return o;
+}
+
+std::uint64_t whole_blocks(std::uint64_t n) { return (n + kDirectAlign - 1) / kDirectAlign * kDirectAlign; }
+
+// The most bytes a record of n raw bytes occupies in the file, by layout.
+std::uint64_t most_stored(const SpillExtent& e, std::uint64_t n) {
+  return e.direct ? kDirectAlign + whole_blocks(n) : kRecordHeaderBytes + n;
 }
 
 std::vector<unsigned char> pattern(std::size_t n, std::uint64_t key, bool compressible) {
@@ -52,9 +61,11 @@ std::vector<unsigned char> runs_with_noise(std::size_t n, std::uint64_t key) {
 
 TEST(SpillStore, RoundTripsEveryCodecAndSize) {
   ScratchDir dir;
+  for (DiskIo io : {DiskIo::Buffered, DiskIo::Auto})
   for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
-    SpillStore store(disk_in(dir.path(), c));
+    SpillStore store(disk_in(dir.path(), c, io));
     for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{4095}, std::size_t{4096},
+                          kDirectIoMinBytes - 1, kDirectIoMinBytes,
                           (std::size_t{1} << 20) + 3, std::size_t{5} << 20}) {
       for (int kind = 0; kind < 4; ++kind) {  // random, compressible, zeros, runs with noise
         std::vector<unsigned char> data = kind == 2   ? std::vector<unsigned char>(n, 0)
@@ -63,7 +74,8 @@ TEST(SpillStore, RoundTripsEveryCodecAndSize) {
         auto ext = store.reserve(n);
         ASSERT_TRUE(ext);
         const RecordInfo info = store.write(*ext, 42, data.data(), n);
-        EXPECT_LE(info.stored_bytes, kRecordHeaderBytes + n);
+        EXPECT_EQ(ext->direct, store.direct_io() && n >= kDirectIoMinBytes);
+        EXPECT_LE(info.stored_bytes, most_stored(*ext, n));
         EXPECT_EQ(ext->bytes % kExtentBytes, 0u);
         EXPECT_GE(ext->bytes, info.stored_bytes);
         std::vector<unsigned char> back(n, 0xEE);
@@ -91,7 +103,7 @@ TEST(SpillStore, Lz4ShrinksCompressibleDataAndStoresRandomDataRaw) {
   auto ext2 = store.reserve(n);
   const RecordInfo r = store.write(*ext2, 2, random.data(), n);
   EXPECT_EQ(r.codec, RecordCodec::Raw);
-  EXPECT_EQ(r.stored_bytes, n + kRecordHeaderBytes);
+  EXPECT_EQ(r.stored_bytes, most_stored(*ext2, n)) << "a raw record fills its layout";
   std::vector<unsigned char> back(n);
   store.read(*ext, 1, back.data(), n);
   EXPECT_EQ(back, compressible);
@@ -392,7 +404,7 @@ class FailLaterEnv : public testing::FaultyEnv {
 TEST(SpillStore, LargeRawRecordsHashedBesideTheIoAreVerified) {
   ScratchDir dir;
   auto env = std::make_shared<RecordingEnv>();
-  DiskOptions o = disk_in(dir.path(), Compression::None);
+  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Buffered);  // the helper hashes buffered IO
   o.env = env;
   SpillStore store(o);
   const std::size_t n = HashWorker::kMinBytes * 2 + 123;
@@ -421,7 +433,7 @@ TEST(SpillStore, LargeRawRecordsHashedBesideTheIoAreVerified) {
 TEST(SpillStore, LargeRawRecordReadFailingHalfWayIsAnIoError) {
   ScratchDir dir;
   auto env = std::make_shared<FailLaterEnv>();
-  DiskOptions o = disk_in(dir.path(), Compression::None);
+  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Buffered);
   o.env = env;
   SpillStore store(o);
   const std::size_t n = HashWorker::kMinBytes * 2;
@@ -824,6 +836,204 @@ TEST(SpillStoreSlices, StagedReadOfADamagedRecordThrows) {
   env->flip_reads = true;
   CopyingSlices io(device);
   EXPECT_THROW(store.read(*ext, 1, device.size(), io), CorruptionError);
+}
+
+// ---- O_DIRECT (DiskIo::Auto / Direct) ----------------------------------------------
+
+long long first_difference(const unsigned char* a, const unsigned char* b, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return static_cast<long long>(i);
+  }
+  return -1;
+}
+
+// Host memory at a 4 KiB boundary (as the pool's arena blocks of 64 KiB and
+// more are), plus `shift` bytes.
+struct AlignedHost {
+  unsigned char* base;
+  unsigned char* p;
+  AlignedHost(std::size_t n, std::size_t shift)
+      : base(static_cast<unsigned char*>(std::aligned_alloc(kDirectAlign, whole_blocks(n + shift) + kDirectAlign))),
+        p(base + shift) {}
+  ~AlignedHost() { std::free(base); }
+  AlignedHost(const AlignedHost&) = delete;
+  AlignedHost& operator=(const AlignedHost&) = delete;
+};
+
+#define SKIP_WITHOUT_O_DIRECT(store)                                                          \
+  if (!(store).direct_io())                                                                  \
+  GTEST_SKIP() << "the filesystem of " << dir.path() << " has no O_DIRECT; the store is buffered"
+
+TEST(DirectIo, LargeRecordsUseTheDirectLayoutFromAlignedAndUnalignedMemory) {
+  ScratchDir dir;
+  for (Compression c : {Compression::None, Compression::Lz4}) {
+    SpillStore store(disk_in(dir.path(), c, DiskIo::Auto));
+    SKIP_WITHOUT_O_DIRECT(store);
+    EXPECT_TRUE(store.stats().direct_io);
+    for (std::size_t n : {std::size_t{kDirectIoMinBytes}, (std::size_t{1} << 20) + 3, std::size_t{5} << 20}) {
+      for (bool compressible : {false, true}) {
+        const auto data = pattern(n, n + 7, compressible);
+        for (std::size_t shift : {std::size_t{0}, std::size_t{256}}) {  // aligned, and not
+          AlignedHost src(n, shift);
+          std::memcpy(src.p, data.data(), n);
+          auto ext = store.reserve(n);
+          ASSERT_TRUE(ext);
+          EXPECT_EQ(ext->bytes, kExtentBytes + whole_blocks(n)) << "a header block of its own";
+          const RecordInfo info = store.write(*ext, 3, src.p, n);
+          EXPECT_TRUE(ext->direct);
+          EXPECT_EQ(ext->offset % kDirectAlign, 0u);
+          if (info.codec == RecordCodec::Raw) EXPECT_EQ(info.stored_bytes, kDirectAlign + whole_blocks(n));
+          else EXPECT_LT(info.stored_bytes, kDirectAlign + whole_blocks(n));
+          EXPECT_EQ(info.codec == RecordCodec::Lz4, c == Compression::Lz4 && compressible);
+          for (std::size_t back_shift : {std::size_t{0}, std::size_t{1}}) {
+            AlignedHost back(n, back_shift);
+            std::memset(back.p, 0xEE, n);
+            EXPECT_EQ(store.read(*ext, 3, back.p, n), ext->bytes);
+            EXPECT_EQ(first_difference(back.p, data.data(), n), -1)
+                << "codec " << static_cast<int>(c) << " size " << n << " shifts " << shift << "/" << back_shift;
+          }
+          store.release(*ext);
+        }
+      }
+    }
+    EXPECT_EQ(store.stats().file_bytes, 0u);
+  }
+}
+
+TEST(DirectIo, FlipsInEveryPartOfADirectRecordAreCorruption) {
+  ScratchDir dir;
+  auto env = std::make_shared<RecordingEnv>();
+  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
+  o.env = env;
+  SpillStore store(o);
+  SKIP_WITHOUT_O_DIRECT(store);
+  const std::size_t n = (std::size_t{2} << 20) + 5;  // a partial last block
+  const auto data = pattern(n, 21, false);
+  AlignedHost src(n, 0);
+  std::memcpy(src.p, data.data(), n);
+  auto ext = store.reserve(n);
+  store.write(*ext, 21, src.p, n);
+  ASSERT_TRUE(ext->direct);
+  // RecordingEnv flips byte `at` of every read it sees that is long enough:
+  // the header block (0, 40), the payload, the last block's payload bytes.
+  for (int at : {0, 40, 4095, 100000, 4096 + 4}) {
+    for (std::size_t back_shift : {std::size_t{0}, std::size_t{8}}) {
+      AlignedHost back(n, back_shift);
+      env->flip_at = at;
+      EXPECT_THROW(store.read(*ext, 21, back.p, n), CorruptionError) << "byte " << at << " shift " << back_shift;
+    }
+  }
+  env->flip_at = -1;
+  AlignedHost back(n, 0);
+  store.read(*ext, 21, back.p, n);
+  EXPECT_EQ(first_difference(back.p, data.data(), n), -1);
+}
+
+// An environment whose O_DIRECT descriptor does not exist, or refuses IO.
+class NoDirectEnv : public testing::FaultyEnv {
+ public:
+  bool refuse_open = true;  // reopen_direct fails with EINVAL
+  int direct_fd = -1;
+  std::atomic<int> refused{0};
+  int reopen_direct(int fd) override {
+    if (refuse_open) {
+      errno = EINVAL;
+      return -1;
+    }
+    direct_fd = FaultyEnv::reopen_direct(fd);
+    return direct_fd;
+  }
+  ssize_t pwrite(int fd, const void* d, std::size_t n, off_t off) override {
+    if (fd == direct_fd) return refuse();
+    return FaultyEnv::pwrite(fd, d, n, off);
+  }
+  ssize_t pread(int fd, void* d, std::size_t n, off_t off) override {
+    if (fd == direct_fd) return refuse();
+    return FaultyEnv::pread(fd, d, n, off);
+  }
+
+ private:
+  ssize_t refuse() {
+    ++refused;
+    errno = EINVAL;
+    return -1;
+  }
+};
+
+TEST(DirectIo, DirectModeRefusesAFilesystemWithoutItAndAutoFallsBack) {
+  ScratchDir dir;
+  auto env = std::make_shared<NoDirectEnv>();
+  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Direct);
+  o.env = env;
+  try {
+    SpillStore store(o);
+    ADD_FAILURE() << "disk.io = direct started without O_DIRECT";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("O_DIRECT"), std::string::npos) << e.what();
+    EXPECT_EQ(e.code().value(), EINVAL);
+  }
+  EXPECT_EQ(dir.entries(), 0u) << "the private directory was removed again";
+  o.io = DiskIo::Auto;
+  SpillStore store(o);
+  EXPECT_FALSE(store.direct_io());
+  const std::size_t n = std::size_t{1} << 20;
+  const auto data = pattern(n, 4, false);
+  auto ext = store.reserve(n);
+  EXPECT_EQ(ext->bytes, SpillStore::reservation_bytes(n));
+  store.write(*ext, 4, data.data(), n);
+  EXPECT_FALSE(ext->direct);
+  std::vector<unsigned char> back(n);
+  store.read(*ext, 4, back.data(), n);
+  EXPECT_EQ(back, data);
+}
+
+TEST(DirectIo, TransfersTheFilesystemRefusesGoThroughThePageCache) {
+  ScratchDir dir;
+  auto env = std::make_shared<NoDirectEnv>();
+  env->refuse_open = false;
+  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
+  o.env = env;
+  SpillStore store(o);
+  SKIP_WITHOUT_O_DIRECT(store);
+  const std::size_t n = (std::size_t{1} << 20) + 3;
+  const auto data = pattern(n, 6, false);
+  AlignedHost src(n, 0);
+  std::memcpy(src.p, data.data(), n);
+  auto ext = store.reserve(n);
+  store.write(*ext, 6, src.p, n);  // refused with EINVAL, written buffered
+  EXPECT_GE(env->refused.load(), 1);
+  EXPECT_TRUE(ext->direct) << "the layout was chosen before the refusal";
+  EXPECT_FALSE(store.direct_io()) << "Auto gives O_DIRECT up for later records";
+  AlignedHost back(n, 0);
+  store.read(*ext, 6, back.p, n);
+  EXPECT_EQ(first_difference(back.p, data.data(), n), -1);
+  auto ext2 = store.reserve(n);
+  store.write(*ext2, 7, src.p, n);
+  EXPECT_FALSE(ext2->direct);
+  store.read(*ext2, 7, back.p, n);
+  EXPECT_EQ(first_difference(back.p, data.data(), n), -1);
+}
+
+TEST(DirectIo, ShortDirectTransfersFinishAndRoundTrip) {
+  ScratchDir dir;
+  for (std::size_t cut : {std::size_t{1000}, std::size_t{3 * 4096}}) {  // unaligned, aligned
+    auto env = std::make_shared<RecordingEnv>();
+    env->max_io = cut;
+    DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
+    o.env = env;
+    SpillStore store(o);
+    SKIP_WITHOUT_O_DIRECT(store);
+    const std::size_t n = (std::size_t{1} << 20) + 777;
+    const auto data = pattern(n, 8, false);
+    AlignedHost src(n, 0);
+    std::memcpy(src.p, data.data(), n);
+    auto ext = store.reserve(n);
+    store.write(*ext, 8, src.p, n);
+    EXPECT_TRUE(ext->direct);
+    AlignedHost back(n, 0);
+    store.read(*ext, 8, back.p, n);
+    EXPECT_EQ(first_difference(back.p, data.data(), n), -1) << "cut " << cut;
+  }
 }
 
 }  // namespace

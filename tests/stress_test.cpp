@@ -191,7 +191,7 @@ TEST(FaultInjectorTest, WriteFlipDamagesTheRecordForGoodAndEveryReadIsCorruption
         ADD_FAILURE() << "a damaged record was returned (codec " << static_cast<int>(c) << ")";
       } catch (const CorruptionError& e) {
         EXPECT_EQ(e.buffer_id, b.id());
-        const auto end = e.record_offset + detail::SpillStore::reservation_bytes(b.size());
+        const auto end = e.record_offset + detail::SpillStore::record_span(b.size(), f.pool->stats().disk_direct_io);
         EXPECT_TRUE(f.injector->damaged_on_disk(e.record_offset, end)) << e.what();
       }
     }
@@ -210,7 +210,7 @@ TEST(FaultInjectorTest, ReadFlipIsCorruptionOnceAndTheNextReadWorks) {
     Pin p = b.pin(Tier::Host, Access::Read);
     ADD_FAILURE() << "a flipped read was returned";
   } catch (const CorruptionError& e) {
-    const auto end = e.record_offset + detail::SpillStore::reservation_bytes(b.size());
+    const auto end = e.record_offset + detail::SpillStore::record_span(b.size(), f.pool->stats().disk_direct_io);
     EXPECT_FALSE(f.injector->damaged_on_disk(e.record_offset, end)) << "the disk itself is fine";
     EXPECT_TRUE(f.injector->claim_read_flip(e.record_offset, end));
   }

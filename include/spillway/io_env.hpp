@@ -14,7 +14,9 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -39,9 +41,44 @@ class IoEnv {
   virtual ssize_t pwrite(int fd, const void* data, std::size_t n, off_t offset) = 0;
   virtual ssize_t pread(int fd, void* data, std::size_t n, off_t offset) = 0;
   virtual int ftruncate(int fd, off_t length) = 0;
+  // Scatter/gather forms of pread and pwrite (one system call for several
+  // ranges of memory that are contiguous in the file). The defaults call
+  // this object's pread/pwrite once per range, stopping at the first short
+  // count, so a wrapper that overrides only pread/pwrite still sees (and can
+  // fault) every byte.
+  virtual ssize_t preadv(int fd, const struct iovec* iov, int count, off_t offset) {
+    return each_range(fd, iov, count, offset, false);
+  }
+  virtual ssize_t pwritev(int fd, const struct iovec* iov, int count, off_t offset) {
+    return each_range(fd, iov, count, offset, true);
+  }
+  // A second descriptor for the file open as `fd`, with O_DIRECT: reads and
+  // writes through it bypass the page cache and need 4 KiB-aligned memory,
+  // offsets and lengths. -1 and errno (EINVAL where the filesystem has no
+  // O_DIRECT) when there is none; the disk tier then stays buffered. The
+  // default has none (EOPNOTSUPP), so an environment written before this
+  // call existed keeps working unchanged.
+  virtual int reopen_direct(int fd) {
+    (void)fd;
+    errno = EOPNOTSUPP;
+    return -1;
+  }
 
   // The process-wide default environment backed by POSIX calls.
   static std::shared_ptr<IoEnv> posix();
+
+ private:
+  ssize_t each_range(int fd, const struct iovec* iov, int count, off_t offset, bool write) {
+    ssize_t total = 0;
+    for (int i = 0; i < count; ++i) {
+      const ssize_t r = write ? pwrite(fd, iov[i].iov_base, iov[i].iov_len, offset + total)
+                              : pread(fd, iov[i].iov_base, iov[i].iov_len, offset + total);
+      if (r < 0) return total > 0 ? total : -1;
+      total += r;
+      if (static_cast<std::size_t>(r) < iov[i].iov_len) break;
+    }
+    return total;
+  }
 };
 
 // Forwards every call to `target`; derive from it and override only what a
@@ -62,6 +99,7 @@ class IoEnvWrapper : public IoEnv {
     return target_->pread(fd, data, n, offset);
   }
   int ftruncate(int fd, off_t length) override { return target_->ftruncate(fd, length); }
+  int reopen_direct(int fd) override { return target_->reopen_direct(fd); }
 
   IoEnv& target() { return *target_; }
 

@@ -61,6 +61,22 @@ enum class Compression : std::uint8_t {
   None,      // never compress
 };
 
+// Records of at least this many bytes are the ones DiskIo applies to.
+inline constexpr std::uint64_t kDirectIoMinBytes = std::uint64_t{256} << 10;
+
+// How the disk tier moves large records (kDirectIoMinBytes and up; smaller
+// records always go through the page cache, where a write costs microseconds
+// instead of a device round trip).
+enum class DiskIo : std::uint8_t {
+  // O_DIRECT where the spill filesystem supports it, else buffered. Spilled
+  // bytes then really leave memory: they are not kept a second time as page
+  // cache, which in a memory cgroup is charged to the same limit and has to
+  // be reclaimed before the next read (docs/performance.md measures both).
+  Auto,
+  Direct,    // O_DIRECT; creating the pool throws IoError where unsupported
+  Buffered,  // through the page cache: fastest while the machine has memory to spare
+};
+
 struct DiskOptions {
   bool enabled = true;
   // Parent of the pool's private spill directory. Empty: $SPILLWAY_SPILL_DIR,
@@ -69,6 +85,7 @@ struct DiskOptions {
   // Quota on the bytes of spill-file extents in use (4 KiB granularity).
   std::uint64_t capacity_bytes = kUnlimited;
   Compression compression = Compression::Adaptive;
+  DiskIo io = DiskIo::Auto;
   // The filesystem seam; nullptr means IoEnv::posix(). Tests inject faults here.
   std::shared_ptr<IoEnv> env;
 };
@@ -128,7 +145,7 @@ struct PoolOptions {
 
   // Reads SPILLWAY_DEVICE_BYTES, SPILLWAY_DEVICE_BACKEND, SPILLWAY_HOST_BYTES,
   // SPILLWAY_HOST_PINNED, SPILLWAY_DISK, SPILLWAY_DISK_DIR, SPILLWAY_DISK_BYTES,
-  // SPILLWAY_COMPRESSION, SPILLWAY_POLICY, SPILLWAY_IO_THREADS,
+  // SPILLWAY_COMPRESSION, SPILLWAY_DISK_IO, SPILLWAY_POLICY, SPILLWAY_IO_THREADS,
   // SPILLWAY_HIGH_WATERMARK, SPILLWAY_LOW_WATERMARK, SPILLWAY_PRESSURE_WAIT_MS,
   // SPILLWAY_IO_TIMEOUT_MS, SPILLWAY_STAGING_BUFFER_BYTES, SPILLWAY_STAGING_BUFFERS,
   // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS, SPILLWAY_TRACE,

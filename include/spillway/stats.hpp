@@ -63,6 +63,7 @@ struct PoolStats {
   std::uint64_t live_buffers = 0;
   std::uint64_t disk_stored_bytes = 0;  // bytes of records on disk after compression
   std::uint64_t disk_file_bytes = 0;    // current length of the spill file(s)
+  bool disk_direct_io = false;          // large records move with O_DIRECT (DiskOptions::io)
   ErrorStats errors;
   // Completed moves by duration: move_latency[i] counts moves that took at
   // most kMoveLatencyBounds[i] (and more than the bound before); the last

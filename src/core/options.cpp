@@ -142,6 +142,13 @@ PoolOptions PoolOptions::from_env(PoolOptions o) {
     else if (t == "none" || t == "off") o.disk.compression = Compression::None;
     else bad("SPILLWAY_COMPRESSION", v, "adaptive, lz4 or none");
   }
+  if (const char* v = env("SPILLWAY_DISK_IO")) {
+    const std::string t = lower(trim(v));
+    if (t == "auto") o.disk.io = DiskIo::Auto;
+    else if (t == "direct") o.disk.io = DiskIo::Direct;
+    else if (t == "buffered") o.disk.io = DiskIo::Buffered;
+    else bad("SPILLWAY_DISK_IO", v, "auto, direct or buffered");
+  }
   if (const char* v = env("SPILLWAY_POLICY")) {
     const std::string t = lower(trim(v));
     if (t == "lru") o.policy = EvictionPolicy::Lru;

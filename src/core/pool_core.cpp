@@ -861,7 +861,7 @@ BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_
     const bool last = i + 1 == count;
     largest_capacity = std::max(largest_capacity, tier_capacity(t));
     if (t == Tier::Disk) {
-      if (SpillStore::reservation_bytes(bytes) > store_->capacity()) continue;
+      if (store_->reservation_for(bytes) > store_->capacity()) continue;
       auto e = try_extent(bytes);
       if (!e) continue;
       r->on_disk = true;
@@ -1411,6 +1411,7 @@ PoolStats PoolCore::stats() const {
     ts.fragmentation = ds.fragmentation;
     s.disk_stored_bytes = ds.stored_bytes;
     s.disk_file_bytes = ds.file_bytes;
+    s.disk_direct_io = ds.direct_io;
     peak_bytes_[2] = std::max(peak_bytes_[2], ds.used_bytes);
   }
   for (int t = 0; t < kTierCount; ++t) {

@@ -3,6 +3,7 @@
 // filesystem supports it, else created exclusively and unlinked at once.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -87,6 +88,40 @@ class PosixEnv final : public IoEnv {
       r = ::pread(fd, data, n, offset);
     } while (r < 0 && errno == EINTR);
     return r;
+  }
+
+  ssize_t preadv(int fd, const struct iovec* iov, int count, off_t offset) override {
+    ssize_t r;
+    do {
+      r = ::preadv(fd, iov, count, offset);
+    } while (r < 0 && errno == EINTR);
+    return r;
+  }
+
+  ssize_t pwritev(int fd, const struct iovec* iov, int count, off_t offset) override {
+    ssize_t r;
+    do {
+      r = ::pwritev(fd, iov, count, offset);
+    } while (r < 0 && errno == EINTR);
+    return r;
+  }
+
+  int reopen_direct(int fd) override {
+    // Through /proc: the spill file has no name to open it by. The new
+    // descriptor must be the same file (not something that took the number's
+    // place), which fstat checks.
+    struct stat before {};
+    if (::fstat(fd, &before) != 0) return -1;
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const int dfd = ::open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+    if (dfd < 0) return -1;
+    struct stat after {};
+    if (::fstat(dfd, &after) != 0 || after.st_dev != before.st_dev || after.st_ino != before.st_ino) {
+      ::close(dfd);
+      errno = ESTALE;
+      return -1;
+    }
+    return dfd;
   }
 
   int ftruncate(int fd, off_t length) override {

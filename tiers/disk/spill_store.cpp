@@ -54,20 +54,19 @@ T get(const unsigned char* p) {
   return v;
 }
 
-struct Header {
-  RecordCodec codec;
-  std::uint32_t chunk_bytes;
-  std::uint64_t buffer_id;
-  std::uint64_t raw_size;
-  std::uint64_t stored_size;
-  std::uint64_t payload_sum;
-};
+constexpr std::uint8_t kFlagDirect = 1;  // header block of its own, payload at +4096
+
+using Header = RecordHeader;
+
+constexpr std::size_t align_up(std::size_t n) { return (n + kDirectAlign - 1) & ~(kDirectAlign - 1); }
+bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kDirectAlign == 0; }
 
 void encode_header(unsigned char* h, const Header& v) {
   std::memset(h, 0, kRecordHeaderBytes);
   std::memcpy(h, kMagic, 8);
   put<std::uint16_t>(h + 8, kVersion);
   h[10] = static_cast<unsigned char>(v.codec);
+  h[11] = v.flags;
   put<std::uint32_t>(h + 12, v.chunk_bytes);
   put<std::uint64_t>(h + 16, v.buffer_id);
   put<std::uint64_t>(h + 24, v.raw_size);
@@ -94,11 +93,44 @@ XXH3_state_t* hash_state() {
   return holder.s;
 }
 
-// Per-thread scratch space, reused across records.
-std::vector<unsigned char>& scratch(std::size_t bytes) {
-  thread_local std::vector<unsigned char> buf;
-  if (buf.size() < bytes) buf.resize(bytes);
-  return buf;
+// Per-thread memory reused across records, 4 KiB aligned (O_DIRECT can use it).
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  ~AlignedBuffer() { std::free(p_); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  unsigned char* get(std::size_t bytes) {
+    if (cap_ < bytes) {
+      const std::size_t n = align_up(bytes);
+      auto* p = static_cast<unsigned char*>(std::aligned_alloc(kDirectAlign, n));
+      if (p == nullptr) throw std::bad_alloc();
+      std::free(p_);
+      p_ = p;
+      cap_ = n;
+    }
+    return p_;
+  }
+
+ private:
+  unsigned char* p_ = nullptr;
+  std::size_t cap_ = 0;
+};
+
+// Encoded records (LZ4) and samples.
+unsigned char* scratch(std::size_t bytes) {
+  thread_local AlignedBuffer buf;
+  return buf.get(bytes);
+}
+// Slices of raw records on their way to or from O_DIRECT.
+unsigned char* bounce(std::size_t bytes) {
+  thread_local AlignedBuffer buf;
+  return buf.get(bytes);
+}
+// A direct record's header block and its last, partial payload block.
+unsigned char* edge_blocks() {
+  thread_local AlignedBuffer buf;
+  return buf.get(2 * kDirectAlign);
 }
 
 std::string default_parent() {
@@ -128,9 +160,22 @@ SpillStore::SpillStore(const DiskOptions& options)
     throw IoError(err, directory_, 0, "opening an unlinked spill file in");
   }
   file_name_ = directory_ + "/(unlinked spill file)";
+  io_mode_ = options.io;
+  if (io_mode_ != DiskIo::Buffered) {
+    direct_fd_ = env_->reopen_direct(fd_);
+    if (direct_fd_ < 0 && io_mode_ == DiskIo::Direct) {
+      const int err = errno;
+      env_->close(fd_);
+      env_->remove_dir(directory_);
+      throw IoError(err, directory_, 0,
+                    "opening the spill file with O_DIRECT (disk.io = direct; use auto or "
+                    "buffered on this filesystem) in");
+    }
+  }
 }
 
 SpillStore::~SpillStore() {
+  if (direct_fd_ >= 0) env_->close(direct_fd_);
   if (fd_ >= 0) env_->close(fd_);
   env_->remove_dir(directory_);
 }
@@ -141,8 +186,27 @@ std::uint64_t SpillStore::reservation_bytes(std::uint64_t raw_bytes) {
   return ExtentAllocator::round_up(kRecordHeaderBytes + raw_bytes);
 }
 
+bool SpillStore::direct_eligible(std::uint64_t raw_bytes) const {
+  return raw_bytes >= kDirectIoMinBytes && direct_io();
+}
+
+std::uint64_t SpillStore::reservation_for(std::uint64_t raw_bytes) const {
+  if (!direct_eligible(raw_bytes)) return reservation_bytes(raw_bytes);
+  if (raw_bytes > ExtentAllocator::kMaxExtentBytes - kExtentBytes) {
+    return ExtentAllocator::round_up(raw_bytes);  // saturated: refused by reserve()
+  }
+  return kExtentBytes + ExtentAllocator::round_up(raw_bytes);
+}
+
+std::uint64_t SpillStore::record_span(std::uint64_t raw_bytes, bool direct) {
+  if (direct && raw_bytes >= kDirectIoMinBytes && raw_bytes <= ExtentAllocator::kMaxExtentBytes - kExtentBytes) {
+    return kExtentBytes + ExtentAllocator::round_up(raw_bytes);
+  }
+  return reservation_bytes(raw_bytes);
+}
+
 std::optional<SpillExtent> SpillStore::reserve(std::uint64_t raw_bytes) {
-  const std::uint64_t bytes = reservation_bytes(raw_bytes);
+  const std::uint64_t bytes = reservation_for(raw_bytes);
   detail::MutexLock lk(mu_);
   auto off = extents_.allocate(bytes);
   if (!off) return std::nullopt;
@@ -173,6 +237,57 @@ void SpillStore::read_all(void* data, std::size_t n, std::uint64_t offset) {
   }
 }
 
+void SpillStore::transfer(bool write, bool direct, struct iovec* iov, int count,
+                          std::uint64_t offset) {
+  const char* what = write ? "write" : "read";
+  auto skip_empty = [&] {
+    while (count > 0 && iov->iov_len == 0) {
+      ++iov;
+      --count;
+    }
+  };
+  skip_empty();
+  while (count > 0) {
+    const int fd = direct ? direct_fd_ : fd_;
+    const ssize_t r = write ? env_->pwritev(fd, iov, count, static_cast<off_t>(offset))
+                            : env_->preadv(fd, iov, count, static_cast<off_t>(offset));
+    if (r < 0) {
+      const int err = errno;
+      if (direct && err == EINVAL) {
+        // The filesystem accepted O_DIRECT at open but refuses this transfer
+        // (an alignment it wants larger than 4 KiB, say): the same bytes go
+        // through the page cache instead, and in Auto mode later records
+        // use the buffered layout.
+        if (write && io_mode_ == DiskIo::Auto) direct_ok_.store(false, std::memory_order_relaxed);
+        direct = false;
+        continue;
+      }
+      throw IoError(err, file_name_, offset, what);
+    }
+    if (r == 0) {
+      throw IoError(EIO, file_name_, offset,
+                    write ? "write (no progress)" : "read (unexpected end of file)");
+    }
+    offset += static_cast<std::uint64_t>(r);
+    auto left = static_cast<std::size_t>(r);
+    while (count > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --count;
+    }
+    if (left > 0) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+    skip_empty();
+    // A short transfer that leaves the rest unaligned finishes buffered.
+    if (direct && count > 0 &&
+        (offset % kDirectAlign != 0 || !aligned(iov->iov_base) || iov->iov_len % kDirectAlign != 0)) {
+      direct = false;
+    }
+  }
+}
+
 bool SpillStore::should_compress(const void* data, std::size_t bytes) {
   if (compression_ == Compression::None) return false;
   if (compression_ == Compression::Lz4) return bytes >= kMinLz4Bytes;
@@ -187,11 +302,11 @@ bool SpillStore::should_compress(const void* data, std::size_t bytes) {
   if (!resample && known_lz4 > 0 && 1.0 / known_lz4 >= 0.9 / disk_speed) return false;
   // Compress a sample to estimate the ratio and LZ4's speed on this record.
   const std::size_t sample = std::min(bytes, kSampleBytes);
-  auto& buf = scratch(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(sample))));
+  const auto cap = static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(sample)));
+  unsigned char* buf = scratch(cap);
   const auto t0 = Clock::now();
-  const int out = LZ4_compress_default(static_cast<const char*>(data),
-                                       reinterpret_cast<char*>(buf.data()),
-                                       static_cast<int>(sample), static_cast<int>(buf.size()));
+  const int out = LZ4_compress_default(static_cast<const char*>(data), reinterpret_cast<char*>(buf),
+                                       static_cast<int>(sample), static_cast<int>(cap));
   const double secs = std::max(1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
   if (out <= 0) return false;
   const double ratio = static_cast<double>(out) / static_cast<double>(sample);
@@ -248,18 +363,24 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
                                 std::to_string(extent.offset));
   }
   const auto t0 = Clock::now();
+  // The direct layout needs its header block on top of the payload's whole
+  // blocks; an extent reserved before O_DIRECT was given up is big enough.
+  const bool direct = direct_eligible(bytes) &&
+                      extent.bytes >= kExtentBytes + ExtentAllocator::round_up(bytes);
+  const std::size_t head = direct ? kDirectAlign : kRecordHeaderBytes;
   RecordInfo info;
-  Header h{RecordCodec::Raw, kChunkBytes, buffer_id, bytes, bytes, 0};
-  std::uint64_t payload = bytes;
-  bool compressed = false;
+  Header h{RecordCodec::Raw, kChunkBytes, buffer_id, bytes, bytes, 0,
+           direct ? kFlagDirect : std::uint8_t{0}};
+  std::uint64_t written = 0;  // bytes of the file the record occupies
   if (compression_ != Compression::None &&
       should_compress(io.source(0, std::min(bytes, kSampleBytes)), bytes)) {
-    // [header][u32 len | chunk]...; the header goes in last.
+    // [header (block)][u32 len | chunk]...[zero padding to a block when
+    // direct]; the header is filled in last.
     const std::size_t chunks = (bytes + kChunkBytes - 1) / kChunkBytes;
-    const std::size_t bound = kRecordHeaderBytes + chunks * (4 + static_cast<std::size_t>(
-                                                                     LZ4_compressBound(kChunkBytes)));
-    auto& buf = scratch(bound);
-    unsigned char* out = buf.data() + kRecordHeaderBytes;
+    const std::size_t bound =
+        head + chunks * (4 + static_cast<std::size_t>(LZ4_compressBound(kChunkBytes))) + kDirectAlign;
+    unsigned char* buf = scratch(bound);
+    unsigned char* out = buf + head;
     std::size_t pos = 0;
     for (std::size_t done = 0; done < bytes; done += kChunkBytes) {
       const int in = static_cast<int>(std::min<std::size_t>(kChunkBytes, bytes - done));
@@ -270,6 +391,7 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
         put<std::uint32_t>(out + pos, static_cast<std::uint32_t>(n));
         pos += 4 + static_cast<std::size_t>(n);
       } else if (done == 0 && bytes > kChunkBytes) {
+        pos = 0;
         break;  // the first chunk does not shrink: store the record raw
       } else {
         put<std::uint32_t>(out + pos, static_cast<std::uint32_t>(in) | kRawChunkFlag);
@@ -278,19 +400,33 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
       }
     }
     if (pos > 0 && pos < bytes) {
-      compressed = true;
-      payload = pos;
       h.codec = RecordCodec::Lz4;
       h.stored_size = pos;
       h.payload_sum = XXH3_64bits(out, pos);
-      encode_header(buf.data(), h);
+      encode_header(buf, h);
+      written = head + pos;
+      if (direct) {
+        std::memset(buf + kRecordHeaderBytes, 0, head - kRecordHeaderBytes);
+        written = head + align_up(pos);
+        std::memset(out + pos, 0, written - head - pos);
+      }
       const auto w0 = Clock::now();
-      write_all(buf.data(), kRecordHeaderBytes + pos, extent.offset);
-      note_write_bandwidth(kRecordHeaderBytes + pos,
-                           std::chrono::duration<double>(Clock::now() - w0).count());
+      struct iovec v{buf, static_cast<std::size_t>(written)};
+      transfer(true, direct, &v, 1, extent.offset);
+      note_write_bandwidth(written, std::chrono::duration<double>(Clock::now() - w0).count());
     }
   }
-  if (!compressed) {
+  if (h.codec == RecordCodec::Raw && direct) {
+    const auto w0 = Clock::now();
+    h.payload_sum = write_direct_raw(extent, bytes, io);
+    written = head + align_up(bytes);
+    unsigned char* block = edge_blocks();
+    std::memset(block, 0, kDirectAlign);
+    encode_header(block, h);
+    struct iovec v{block, kDirectAlign};
+    transfer(true, true, &v, 1, extent.offset);
+    note_write_bandwidth(written, std::chrono::duration<double>(Clock::now() - w0).count());
+  } else if (h.codec == RecordCodec::Raw) {
     // The header (which holds the checksum) goes in last.
     const auto w0 = Clock::now();
     HashWorker::Job job;
@@ -316,13 +452,15 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
     unsigned char header[kRecordHeaderBytes];
     encode_header(header, h);
     write_all(header, kRecordHeaderBytes, extent.offset);
+    written = kRecordHeaderBytes + bytes;
     note_write_bandwidth(bytes, std::chrono::duration<double>(Clock::now() - w0).count());
   }
   info.codec = h.codec;
-  info.stored_bytes = kRecordHeaderBytes + payload;
+  info.stored_bytes = written;
   {
     detail::MutexLock lk(mu_);
-    extent.bytes = extents_.shrink(extent.offset, extent.bytes, kRecordHeaderBytes + payload);
+    extent.bytes = extents_.shrink(extent.offset, extent.bytes, written);
+    extent.direct = direct;
     stored_bytes_ += info.stored_bytes;
     stored_by_offset_[extent.offset] = info.stored_bytes;
   }
@@ -330,10 +468,51 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
   return info;
 }
 
-std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_id,
-                               std::size_t bytes, SliceIo& io) {
-  unsigned char hb[kRecordHeaderBytes];
-  read_all(hb, kRecordHeaderBytes, extent.offset);
+// The payload of a raw record in the direct layout: its whole blocks straight
+// from host memory when that is 4 KiB aligned, the rest through a bounce
+// buffer. Returns the payload's checksum.
+std::uint64_t SpillStore::write_direct_raw(const SpillExtent& extent, std::size_t bytes,
+                                           SliceIo& io) {
+  const std::uint64_t base = extent.offset + kDirectAlign;
+  const void* whole = io.whole_source();
+  if (whole != nullptr && aligned(whole)) {
+    const auto* src = static_cast<const unsigned char*>(whole);
+    const std::size_t body = bytes & ~(kDirectAlign - 1);
+    const std::size_t tail = bytes - body;
+    HashWorker::Job job;
+    hasher_.start(job, whole, bytes, bytes);
+    unsigned char* last = edge_blocks() + kDirectAlign;
+    if (tail > 0) {
+      std::memcpy(last, src + body, tail);
+      std::memset(last + tail, 0, kDirectAlign - tail);
+    }
+    struct iovec v[2] = {{const_cast<unsigned char*>(src), body}, {last, tail > 0 ? kDirectAlign : 0}};
+    transfer(true, true, v, 2, base);
+    return job ? job.digest() : XXH3_64bits(whole, bytes);
+  }
+  XXH3_state_t* state = hash_state();
+  XXH3_64bits_reset(state);
+  const std::size_t slice = io.slice_bytes();
+  for (std::size_t done = 0; done < bytes; done += slice) {
+    const std::size_t n = std::min(slice, bytes - done);
+    const void* src = io.source(done, n);
+    XXH3_64bits_update(state, src, n);
+    struct iovec v{const_cast<void*>(src), n};
+    if (!aligned(src) || n % kDirectAlign != 0) {
+      unsigned char* b = bounce(align_up(n));
+      std::memcpy(b, src, n);
+      std::memset(b + n, 0, align_up(n) - n);
+      v = {b, align_up(n)};
+    }
+    transfer(true, true, &v, 1, base + done);
+  }
+  return XXH3_64bits_digest(state);
+}
+
+// Checks a record's header against what the caller expects of it; returns
+// its fields. Throws CorruptionError naming the first mismatch.
+RecordHeader SpillStore::check_header(const unsigned char* hb, const SpillExtent& extent,
+                                std::uint64_t buffer_id, std::size_t bytes) const {
   const std::uint64_t off = extent.offset;
   if (std::memcmp(hb, kMagic, 8) != 0) {
     throw CorruptionError(buffer_id, off, "bad record magic", get<std::uint64_t>(reinterpret_cast<const unsigned char*>(kMagic)),
@@ -347,21 +526,78 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
   if (get<std::uint16_t>(hb + 8) != kVersion) {
     throw CorruptionError(buffer_id, off, "unknown record version", kVersion, get<std::uint16_t>(hb + 8));
   }
-  const auto codec = static_cast<RecordCodec>(hb[10]);
-  const std::uint32_t chunk_bytes = get<std::uint32_t>(hb + 12);
-  const std::uint64_t id = get<std::uint64_t>(hb + 16);
-  const std::uint64_t raw = get<std::uint64_t>(hb + 24);
-  const std::uint64_t stored = get<std::uint64_t>(hb + 32);
-  const std::uint64_t payload_sum = get<std::uint64_t>(hb + 40);
-  if (id != buffer_id) throw CorruptionError(buffer_id, off, "record belongs to another buffer", buffer_id, id);
-  if (raw != bytes) throw CorruptionError(buffer_id, off, "raw size differs", bytes, raw);
-  if (extent.bytes < kRecordHeaderBytes || stored > extent.bytes - kRecordHeaderBytes) {
+  Header h{static_cast<RecordCodec>(hb[10]), get<std::uint32_t>(hb + 12), get<std::uint64_t>(hb + 16),
+           get<std::uint64_t>(hb + 24), get<std::uint64_t>(hb + 32), get<std::uint64_t>(hb + 40),
+           hb[11]};
+  const std::uint8_t want_flags = extent.direct ? kFlagDirect : 0;
+  if (h.flags != want_flags) throw CorruptionError(buffer_id, off, "record layout flags differ", want_flags, h.flags);
+  if (h.buffer_id != buffer_id) throw CorruptionError(buffer_id, off, "record belongs to another buffer", buffer_id, h.buffer_id);
+  if (h.raw_size != bytes) throw CorruptionError(buffer_id, off, "raw size differs", bytes, h.raw_size);
+  const std::uint64_t head = extent.direct ? kDirectAlign : kRecordHeaderBytes;
+  if (extent.bytes < head || h.stored_size > extent.bytes - head) {
     throw CorruptionError(buffer_id, off, "stored size exceeds the extent",
-                          extent.bytes > kRecordHeaderBytes ? extent.bytes - kRecordHeaderBytes : 0,
-                          stored);
+                          extent.bytes > head ? extent.bytes - head : 0, h.stored_size);
   }
-  if (codec == RecordCodec::Raw) {
-    if (stored != raw) throw CorruptionError(buffer_id, off, "raw record size differs", raw, stored);
+  if (h.codec == RecordCodec::Raw) {
+    if (h.stored_size != h.raw_size) throw CorruptionError(buffer_id, off, "raw record size differs", h.raw_size, h.stored_size);
+  } else if (h.codec == RecordCodec::Lz4) {
+    if (h.chunk_bytes == 0 || h.chunk_bytes > kMaxChunkBytes) {
+      throw CorruptionError(buffer_id, off, "chunk size out of range", kChunkBytes, h.chunk_bytes);
+    }
+  } else {
+    throw CorruptionError(buffer_id, off, "unknown codec", 1, static_cast<std::uint64_t>(h.codec));
+  }
+  return h;
+}
+
+std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_id,
+                               std::size_t bytes, SliceIo& io) {
+  const std::uint64_t off = extent.offset;
+  if (extent.direct) {
+    // A raw record fills its extent exactly. Then, into aligned host memory,
+    // header block, payload and last block in one read, guessing it is raw
+    // (the header says whether it was); elsewhere the header block first,
+    // then the payload slice by slice.
+    const bool looks_raw = extent.bytes == kDirectAlign + ExtentAllocator::round_up(bytes);
+    void* whole = io.whole_target();
+    if (looks_raw && whole != nullptr && aligned(whole)) {
+      auto* dst = static_cast<unsigned char*>(whole);
+      const std::size_t body = bytes & ~(kDirectAlign - 1);
+      const std::size_t tail = bytes - body;
+      unsigned char* blocks = edge_blocks();
+      struct iovec v[3] = {{blocks, kDirectAlign}, {dst, body}, {blocks + kDirectAlign, tail > 0 ? kDirectAlign : 0}};
+      transfer(false, true, v, 3, off);
+      const Header h = check_header(blocks, extent, buffer_id, bytes);
+      if (h.codec == RecordCodec::Raw) {
+        std::memcpy(dst + body, blocks + kDirectAlign, tail);
+        const std::uint64_t sum = XXH3_64bits(dst, bytes);
+        if (sum != h.payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", h.payload_sum, sum);
+        io.deliver(0, bytes);
+        return extent.bytes;
+      }
+    } else if (looks_raw) {
+      unsigned char* blocks = edge_blocks();
+      struct iovec v{blocks, kDirectAlign};
+      transfer(false, true, &v, 1, off);
+      const Header h = check_header(blocks, extent, buffer_id, bytes);
+      if (h.codec == RecordCodec::Raw) return read_direct_raw(extent, buffer_id, bytes, io, h);
+    }
+    // An LZ4 record: the whole extent, then decode.
+    unsigned char* buf = scratch(extent.bytes);
+    struct iovec v{buf, static_cast<std::size_t>(extent.bytes)};
+    transfer(false, true, &v, 1, off);
+    const Header h = check_header(buf, extent, buffer_id, bytes);
+    if (h.codec != RecordCodec::Lz4) {
+      throw CorruptionError(buffer_id, off, "raw record in an extent of another size",
+                            kDirectAlign + ExtentAllocator::round_up(bytes), extent.bytes);
+    }
+    decode_lz4(buf + kDirectAlign, h, off, bytes, io);
+    return extent.bytes;
+  }
+  unsigned char hb[kRecordHeaderBytes];
+  read_all(hb, kRecordHeaderBytes, off);
+  const Header h = check_header(hb, extent, buffer_id, bytes);
+  if (h.codec == RecordCodec::Raw) {
     // Slice by slice: each slice is hashed as soon as it has been read,
     // while it is still in cache — by this thread, or, for a large record
     // in host memory, by the helper while this thread reads the next one.
@@ -379,33 +615,64 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
       io.deliver(done, n);
     }
     const std::uint64_t sum = job ? job.digest() : XXH3_64bits_digest(state);
-    if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
-    return kRecordHeaderBytes + stored;
+    if (sum != h.payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", h.payload_sum, sum);
+    return kRecordHeaderBytes + h.stored_size;
   }
-  if (codec != RecordCodec::Lz4) {
-    throw CorruptionError(buffer_id, off, "unknown codec", 1, static_cast<std::uint64_t>(codec));
+  unsigned char* buf = scratch(h.stored_size);
+  read_all(buf, h.stored_size, off + kRecordHeaderBytes);
+  decode_lz4(buf, h, off, bytes, io);
+  return kRecordHeaderBytes + h.stored_size;
+}
+
+// The payload of a raw direct record whose header block was read and
+// checked: slice by slice, straight into the target where it is aligned.
+std::uint64_t SpillStore::read_direct_raw(const SpillExtent& extent, std::uint64_t buffer_id,
+                                          std::size_t bytes, SliceIo& io, const Header& h) {
+  const std::uint64_t base = extent.offset + kDirectAlign;
+  XXH3_state_t* state = hash_state();
+  XXH3_64bits_reset(state);
+  const std::size_t slice = io.slice_bytes();
+  for (std::size_t done = 0; done < bytes; done += slice) {
+    const std::size_t n = std::min(slice, bytes - done);
+    void* into = io.target(done, n);
+    if (aligned(into) && n % kDirectAlign == 0) {
+      struct iovec v{into, n};
+      transfer(false, true, &v, 1, base + done);
+    } else {
+      unsigned char* b = bounce(align_up(n));
+      struct iovec v{b, align_up(n)};
+      transfer(false, true, &v, 1, base + done);
+      std::memcpy(into, b, n);
+    }
+    XXH3_64bits_update(state, into, n);
+    io.deliver(done, n);
   }
-  if (chunk_bytes == 0 || chunk_bytes > kMaxChunkBytes) {
-    throw CorruptionError(buffer_id, off, "chunk size out of range", kChunkBytes, chunk_bytes);
-  }
-  auto& buf = scratch(stored);
-  read_all(buf.data(), stored, off + kRecordHeaderBytes);
-  const std::uint64_t sum = XXH3_64bits(buf.data(), stored);
-  if (sum != payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", payload_sum, sum);
+  const std::uint64_t sum = XXH3_64bits_digest(state);
+  if (sum != h.payload_sum) throw CorruptionError(buffer_id, extent.offset, "payload checksum mismatch", h.payload_sum, sum);
+  return extent.bytes;
+}
+
+// Verifies an LZ4 record's payload (in memory) and decodes it into `io`.
+void SpillStore::decode_lz4(const unsigned char* payload, const Header& h, std::uint64_t off,
+                            std::size_t bytes, SliceIo& io) {
+  const std::uint64_t buffer_id = h.buffer_id;
+  const std::uint64_t stored = h.stored_size;
+  const std::uint64_t sum = XXH3_64bits(payload, stored);
+  if (sum != h.payload_sum) throw CorruptionError(buffer_id, off, "payload checksum mismatch", h.payload_sum, sum);
   std::size_t pos = 0, done = 0;
   while (done < bytes) {
-    const std::size_t want = std::min<std::size_t>(chunk_bytes, bytes - done);
+    const std::size_t want = std::min<std::size_t>(h.chunk_bytes, bytes - done);
     if (pos + 4 > stored) throw CorruptionError(buffer_id, off, "truncated chunk list", stored, pos);
-    const std::uint32_t word = get<std::uint32_t>(buf.data() + pos);
+    const std::uint32_t word = get<std::uint32_t>(payload + pos);
     const std::size_t len = word & ~kRawChunkFlag;
     pos += 4;
     if (pos + len > stored) throw CorruptionError(buffer_id, off, "chunk overruns the record", stored, pos + len);
     auto* out = static_cast<char*>(io.target(done, want));
     if ((word & kRawChunkFlag) != 0) {
       if (len != want) throw CorruptionError(buffer_id, off, "raw chunk size differs", want, len);
-      std::memcpy(out, buf.data() + pos, len);
+      std::memcpy(out, payload + pos, len);
     } else {
-      const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(buf.data() + pos), out,
+      const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(payload + pos), out,
                                         static_cast<int>(len), static_cast<int>(want));
       if (n != static_cast<int>(want)) {
         throw CorruptionError(buffer_id, off, "LZ4 chunk does not decode", want, static_cast<std::uint64_t>(n < 0 ? 0 : n));
@@ -416,7 +683,6 @@ std::uint64_t SpillStore::read(const SpillExtent& extent, std::uint64_t buffer_i
     done += want;
   }
   if (pos != stored) throw CorruptionError(buffer_id, off, "bytes after the last chunk", stored, pos);
-  return kRecordHeaderBytes + stored;
 }
 
 void SpillStore::release(const SpillExtent& extent) {
@@ -445,6 +711,7 @@ SpillStoreStats SpillStore::stats() const {
   s.largest_free_bytes = e.largest_free_bytes;
   s.fragmentation = e.fragmentation;
   s.records = stored_by_offset_.size();
+  s.direct_io = direct_io();
   return s;
 }
 

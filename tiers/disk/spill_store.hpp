@@ -20,12 +20,18 @@
 //                  of the file is truncated away.
 //
 // Record layout (little-endian), at the extent's offset:
-//   64-byte header: magic "SPILLWY1"(8) | version u16 | codec u8 | pad u8 |
+//   64-byte header: magic "SPILLWY1"(8) | version u16 | codec u8 | flags u8 |
 //   chunk_bytes u32 | buffer_id u64 | raw_size u64 | stored_size u64 |
 //   payload XXH3-64 u64 | reserved u64 | header XXH3-64 u64 (over bytes 0..55)
 //   payload: raw bytes (codec 0), or for codec 1 (LZ4) a sequence of chunks,
 //   each u32 length (high bit set = chunk stored raw) then that many bytes;
 //   every chunk decodes to chunk_bytes bytes except the last.
+//   flags bit 0 (direct layout): the header has a 4 KiB block to itself and
+//   the payload starts at offset + 4096, zero-padded to a 4 KiB multiple, so
+//   the record moves with O_DIRECT straight between the file and 4 KiB-aligned
+//   memory. Used for records of kDirectIoMinBytes and more when the store has
+//   an O_DIRECT descriptor (DiskOptions::io); SpillExtent::direct says which
+//   layout a record has, and the header must agree.
 //
 // Thread-safety: every method may be called concurrently; reads and writes
 // of different extents run in parallel (positional IO, no shared cursor).
@@ -37,6 +43,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <sys/uio.h>
 
 #include "src/core/sync.hpp"
 #include <optional>
@@ -52,12 +59,27 @@ namespace spillway::detail {
 
 inline constexpr std::size_t kRecordHeaderBytes = 64;
 inline constexpr std::uint64_t kExtentBytes = 4096;
+// O_DIRECT's alignment of memory, offsets and lengths (the largest logical
+// block size in common use; also the page size).
+inline constexpr std::size_t kDirectAlign = 4096;
 
 enum class RecordCodec : std::uint8_t { Raw = 0, Lz4 = 1 };
+
+// A record header's fields (see the layout above).
+struct RecordHeader {
+  RecordCodec codec;
+  std::uint32_t chunk_bytes;
+  std::uint64_t buffer_id;
+  std::uint64_t raw_size;
+  std::uint64_t stored_size;
+  std::uint64_t payload_sum;
+  std::uint8_t flags = 0;
+};
 
 struct SpillExtent {
   std::uint64_t offset = 0;  // in the spill file, multiple of kExtentBytes
   std::uint64_t bytes = 0;   // extent length, multiple of kExtentBytes
+  bool direct = false;       // the record written into it has the direct layout
 };
 
 struct RecordInfo {
@@ -104,6 +126,7 @@ struct SpillStoreStats {
   std::uint64_t largest_free_bytes = 0; // largest free extent inside the file
   double fragmentation = 0.0;           // over free extents inside the file
   std::uint64_t records = 0;
+  bool direct_io = false;  // large records move with O_DIRECT
 };
 
 class SpillStore {
@@ -119,8 +142,18 @@ class SpillStore {
   const std::string& directory() const { return directory_; }
   std::uint64_t capacity() const { return quota_; }
 
-  // The extent bytes a record of `raw_bytes` reserves.
+  // The extent bytes a record of `raw_bytes` reserves in the buffered layout
+  // (header and payload packed together).
   static std::uint64_t reservation_bytes(std::uint64_t raw_bytes);
+  // The extent bytes this store reserves for such a record: one 4 KiB block
+  // more when it will be written with the direct layout.
+  std::uint64_t reservation_for(std::uint64_t raw_bytes) const;
+  // The file bytes a record of `raw_bytes` spans from its offset in a store
+  // whose direct_io() is `direct` (for callers locating damage on disk).
+  static std::uint64_t record_span(std::uint64_t raw_bytes, bool direct);
+  // Whether large records move with O_DIRECT (DiskOptions::io and what the
+  // filesystem supports).
+  bool direct_io() const { return direct_fd_ >= 0 && direct_ok_.load(std::memory_order_relaxed); }
   std::optional<SpillExtent> reserve(std::uint64_t raw_bytes);
   // Writes one record into `extent` (which shrinks to the bytes it keeps).
   RecordInfo write(SpillExtent& extent, std::uint64_t buffer_id, const void* data,
@@ -140,6 +173,19 @@ class SpillStore {
  private:
   void write_all(const void* data, std::size_t n, std::uint64_t offset);
   void read_all(void* data, std::size_t n, std::uint64_t offset);
+  // Transfers every byte of the ranges in `iov` at `offset`, through the
+  // O_DIRECT descriptor when `direct` (every range and the offset 4 KiB
+  // aligned) and while what is left stays aligned, else through the
+  // buffered one (the kernel keeps the two coherent). Throws IoError.
+  void transfer(bool write, bool direct, struct iovec* iov, int count, std::uint64_t offset);
+  bool direct_eligible(std::uint64_t raw_bytes) const;
+  std::uint64_t write_direct_raw(const SpillExtent& extent, std::size_t bytes, SliceIo& io);
+  RecordHeader check_header(const unsigned char* header, const SpillExtent& extent,
+                            std::uint64_t buffer_id, std::size_t bytes) const;
+  std::uint64_t read_direct_raw(const SpillExtent& extent, std::uint64_t buffer_id,
+                                std::size_t bytes, SliceIo& io, const RecordHeader& h);
+  void decode_lz4(const unsigned char* payload, const RecordHeader& h, std::uint64_t offset,
+                  std::size_t bytes, SliceIo& io);
   // The Compression setting applied to one record (Adaptive: measured).
   bool should_compress(const void* data, std::size_t bytes);
   void note_write_bandwidth(std::uint64_t bytes, double seconds);
@@ -148,6 +194,11 @@ class SpillStore {
   std::string directory_;
   std::string file_name_;  // for error messages
   int fd_ = -1;
+  int direct_fd_ = -1;  // the same file with O_DIRECT, or -1
+  DiskIo io_mode_ = DiskIo::Auto;
+  // Cleared (Auto only) when the filesystem refuses an O_DIRECT write after
+  // all: later records are buffered.
+  std::atomic<bool> direct_ok_{true};
   std::uint64_t quota_ = 0;
   Compression compression_;
   HashWorker hasher_;  // checksums large raw records beside the IO

@@ -14,8 +14,10 @@
 namespace spillway::detail {
 namespace {
 
-// Grows in 1 MiB chunks of aligned heap memory, like the CUDA arenas do
-// with cudaMalloc / cudaHostAlloc.
+// Grows in 1 MiB chunks of page-aligned heap memory, like the CUDA arenas do
+// with cudaMalloc / cudaHostAlloc (whose chunks are page aligned: a chunk
+// only 256-aligned would lose up to 3840 bytes before its first 64 KiB
+// block, which starts on a 4 KiB boundary).
 class GrowingArena final : public MemoryArena {
  public:
   explicit GrowingArena(std::size_t capacity) : MemoryArena(capacity) {}
@@ -32,7 +34,7 @@ class GrowingArena final : public MemoryArena {
     const std::size_t mapped = alloc_.capacity();
     if (capacity_ - mapped < need) return false;
     const std::size_t chunk = std::min(capacity_ - mapped, std::max<std::size_t>(need, 1 << 20));
-    void* p = std::aligned_alloc(256, chunk);
+    void* p = std::aligned_alloc(SubAllocator::kLargeAlignment, chunk);
     chunks_.push_back(p);
     alloc_.add_region(reinterpret_cast<std::uintptr_t>(p), chunk);
     ++grows;

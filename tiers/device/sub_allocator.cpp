@@ -1,10 +1,23 @@
 // tiers/device/sub_allocator.cpp — see sub_allocator.hpp.
 #include "sub_allocator.hpp"
 
+#include <limits>
 #include <stdexcept>
 #include <string>
 
 namespace spillway::detail {
+
+namespace {
+
+constexpr std::uintptr_t align_up(std::uintptr_t address, std::size_t align) {
+  return (address + align - 1) / align * align;
+}
+
+// Requests this large would overflow round_up() or need + align; no region
+// can hold them anyway.
+constexpr std::size_t kMaxRequest = std::numeric_limits<std::size_t>::max() / 2;
+
+}  // namespace
 
 void SubAllocator::add_region(std::uintptr_t base, std::size_t bytes) {
   if (base == 0 || base % kAlignment != 0) {
@@ -30,23 +43,47 @@ void SubAllocator::add_region(std::uintptr_t base, std::size_t bytes) {
   capacity_ += bytes;
 }
 
-std::uintptr_t SubAllocator::allocate(std::size_t bytes) {
-  const std::size_t need = round_up(bytes);
+SubAllocator::FreeIt SubAllocator::find_fit(std::size_t need, std::size_t align) const {
+  // Every free extent starts on kAlignment, so one of at least `sure` bytes
+  // holds the block wherever it starts; only those below need a look.
+  const std::size_t sure = need + align - kAlignment;
   auto it = free_by_size_.lower_bound({need, 0});
+  for (; it != free_by_size_.end() && it->first < sure; ++it) {
+    const auto [size, address] = *it;
+    if (align_up(address, align) - address + need <= size) return it;
+  }
+  return it;  // the first of at least `sure` bytes, or end()
+}
+
+std::uintptr_t SubAllocator::allocate(std::size_t bytes) {
+  if (bytes > kMaxRequest) return 0;
+  const std::size_t need = round_up(bytes);
+  const std::size_t align = block_alignment(need);
+  auto it = find_fit(need, align);
   if (it == free_by_size_.end()) return 0;
   const auto [size, address] = *it;
   free_by_size_.erase(it);
   auto ext = extents_.find(address);
-  ext->second.free = false;
-  if (size > need) {
+  const std::uint32_t region = ext->second.region;
+  const std::uintptr_t start = align_up(address, align);
+  if (start > address) {
+    // The leading gap stays free; the block is a new extent after it.
+    const std::size_t gap = start - address;
+    ext->second.size = gap;
+    free_by_size_.emplace(gap, address);
+    ext = extents_.emplace_hint(std::next(ext), start, Extent{need, region, false});
+  } else {
     ext->second.size = need;
-    const std::uintptr_t rest = address + need;
-    extents_.emplace_hint(std::next(ext), rest, Extent{size - need, ext->second.region, true});
-    free_by_size_.emplace(size - need, rest);
+    ext->second.free = false;
+  }
+  const std::size_t rest = size - (start - address) - need;
+  if (rest > 0) {
+    extents_.emplace_hint(std::next(ext), start + need, Extent{rest, region, true});
+    free_by_size_.emplace(rest, start + need);
   }
   used_ += need;
   ++blocks_;
-  return address;
+  return start;
 }
 
 void SubAllocator::free(std::uintptr_t address) {
@@ -90,7 +127,11 @@ std::size_t SubAllocator::largest_free() const {
   return free_by_size_.empty() ? 0 : free_by_size_.rbegin()->first;
 }
 
-bool SubAllocator::fits(std::size_t bytes) const { return largest_free() >= round_up(bytes); }
+bool SubAllocator::fits(std::size_t bytes) const {
+  if (bytes > kMaxRequest) return false;
+  const std::size_t need = round_up(bytes);
+  return find_fit(need, block_alignment(need)) != free_by_size_.end();
+}
 
 SubAllocatorStats SubAllocator::stats() const {
   SubAllocatorStats s;

@@ -6,11 +6,19 @@
 // add_region(). It never touches the memory itself, so the same code carves
 // cudaMalloc chunks and mmap'd host memory. Every block is a multiple of
 // kAlignment bytes and starts on a kAlignment boundary (regions must be
-// aligned). Free neighbours inside one region are coalesced at once; blocks
-// never merge across regions.
+// aligned). Blocks of kLargeBlockBytes or more (after rounding) start on a
+// kLargeAlignment boundary of the absolute address, so the disk tier can do
+// O_DIRECT IO straight from/to host blocks; when such a block is carved out
+// of a free extent that does not start on that boundary, the leading gap
+// stays a free extent of its own. Free neighbours inside one region are
+// coalesced at once; blocks never merge across regions.
 //
 // Not thread-safe: the owner serialises calls (the pool calls it under its
-// lock). All operations are O(log n) in the number of blocks.
+// lock). free() is O(log n) in the number of extents; allocate() and fits()
+// are O((k + 1) log n), where k is the number of free extents whose size
+// lies in [need, need + kLargeAlignment - kAlignment) (only those may be too
+// small once aligned, so they are checked one by one; k is 0 for small
+// blocks, and few in practice for large ones).
 #pragma once
 
 #include <cstddef>
@@ -35,6 +43,13 @@ struct SubAllocatorStats {
 class SubAllocator {
  public:
   static constexpr std::size_t kAlignment = 256;
+  // Blocks of at least kLargeBlockBytes (after rounding to kAlignment) start
+  // on a kLargeAlignment (4 KiB) boundary: O_DIRECT reads and writes need
+  // 4 KiB-aligned memory, and with it the disk tier moves host blocks
+  // without a bounce copy through an aligned staging buffer. Smaller blocks
+  // keep kAlignment, so they do not pay for the padding.
+  static constexpr std::size_t kLargeBlockBytes = 64 * 1024;
+  static constexpr std::size_t kLargeAlignment = 4096;
 
   SubAllocator() = default;
   SubAllocator(const SubAllocator&) = delete;
@@ -45,9 +60,10 @@ class SubAllocator {
   // otherwise); regions must not overlap.
   void add_region(std::uintptr_t base, std::size_t bytes);
 
-  // Best fit: the smallest free extent that holds round_up(bytes); ties go to
-  // the lowest address. Returns 0 when no extent fits (0 is never a valid
-  // block address). bytes == 0 is treated as kAlignment.
+  // Best fit: the smallest free extent that holds round_up(bytes) starting on
+  // block_alignment(bytes); ties go to the lowest address. Returns 0 when no
+  // extent fits (0 is never a valid block address). bytes == 0 is treated as
+  // kAlignment.
   std::uintptr_t allocate(std::size_t bytes);
   // Frees the block that starts at `address` (it must be a live block,
   // std::invalid_argument otherwise) and merges it with free neighbours.
@@ -59,13 +75,20 @@ class SubAllocator {
   std::size_t capacity() const { return capacity_; }
   std::size_t used() const { return used_; }
   std::size_t free_bytes() const { return capacity_ - used_; }
+  // The largest single free extent (a large block may not fit in it when it
+  // does not start on a kLargeAlignment boundary; fits() knows).
   std::size_t largest_free() const;
-  // Whether a request of `bytes` would fit in some free extent now.
+  // Whether allocate(bytes) would succeed now (same search, alignment
+  // included).
   bool fits(std::size_t bytes) const;
 
   static constexpr std::size_t round_up(std::size_t bytes) {
     if (bytes == 0) return kAlignment;
     return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  }
+  // The boundary a block of `bytes` starts on.
+  static constexpr std::size_t block_alignment(std::size_t bytes) {
+    return round_up(bytes) >= kLargeBlockBytes ? kLargeAlignment : kAlignment;
   }
 
  private:
@@ -78,6 +101,10 @@ class SubAllocator {
   std::map<std::uintptr_t, Extent> extents_;
   // Free extents ordered by (size, address) for best fit.
   std::set<std::pair<std::size_t, std::uintptr_t>> free_by_size_;
+  using FreeIt = std::set<std::pair<std::size_t, std::uintptr_t>>::const_iterator;
+  // The best-fit free extent for a block of `need` bytes (already rounded)
+  // starting on `align`, or free_by_size_.end() when none holds it.
+  FreeIt find_fit(std::size_t need, std::size_t align) const;
   std::uint32_t regions_ = 0;
   std::size_t capacity_ = 0;
   std::size_t used_ = 0;

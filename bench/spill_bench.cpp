@@ -33,8 +33,15 @@
 //                                 the compressible data, and the fixed cost of
 //                                 one spill and one fetch (4 KiB buffer).
 //
-// Everything goes through the page cache (buffered IO), spillway and the
-// baselines alike, so spill/fetch vs raw_pwrite/raw_pread is like-for-like.
+//   spill_direct/..., fetch_direct/...   the same with DiskOptions::io =
+//                                 Direct (O_DIRECT, which the default Auto
+//                                 picks for records of 256 KiB and more),
+//   raw_pwrite_direct/<size>,     beside pwrite / pread of the same bytes
+//   raw_pread_direct/<size>       through an O_DIRECT descriptor.
+//
+// The spill/fetch rows go through the page cache (DiskOptions::io =
+// Buffered), as do raw_pwrite/raw_pread; the *_direct rows and their raw
+// baselines all bypass it. Each pair is like-for-like.
 //
 // <codec>: none | lz4 | adaptive (DiskOptions::compression)
 // <data>:  random        incompressible (splitmix64 output)
@@ -129,8 +136,9 @@ const std::vector<unsigned char>& data(Data kind, std::size_t bytes) {
   return v;
 }
 
-spillway::PoolOptions spill_options(Compression c) {
+spillway::PoolOptions spill_options(Compression c, bool direct) {
   spillway::PoolOptions o;
+  o.disk.io = direct ? spillway::DiskIo::Direct : spillway::DiskIo::Buffered;
   o.device.backend = spillway::DeviceBackend::None;
   o.host.capacity_bytes = std::size_t{512} << 20;
   o.disk.enabled = true;
@@ -143,11 +151,20 @@ spillway::PoolOptions spill_options(Compression c) {
 // One long-lived pool per codec, as in a real program: its IO workers and
 // their scratch buffers (the LZ4 output, up to the record size) persist across
 // benchmark runs instead of being faulted in again by every run.
-spillway::Pool& pool_for(Compression c) {
-  static std::map<Compression, std::unique_ptr<spillway::Pool>> pools;
-  auto& p = pools[c];
-  if (!p) p = std::make_unique<spillway::Pool>(spill_options(c));
-  return *p;
+// nullptr (and the reason in `why`) when the pool cannot be made: O_DIRECT
+// on a filesystem without it.
+spillway::Pool* pool_for(Compression c, bool direct, std::string& why) {
+  static std::map<std::pair<Compression, bool>, std::unique_ptr<spillway::Pool>> pools;
+  auto& p = pools[{c, direct}];
+  if (!p) {
+    try {
+      p = std::make_unique<spillway::Pool>(spill_options(c, direct));
+    } catch (const std::exception& e) {
+      why = e.what();
+      return nullptr;
+    }
+  }
+  return p.get();
 }
 
 spillway::Buffer filled_buffer(spillway::Pool& pool, Data kind, std::size_t bytes) {
@@ -158,8 +175,14 @@ spillway::Buffer filled_buffer(spillway::Pool& pool, Data kind, std::size_t byte
 }
 
 void BM_Spill(benchmark::State& state, Compression codec, Data kind, std::size_t bytes,
-              bool at_tail) {
-  spillway::Pool& pool = pool_for(codec);
+              bool at_tail, bool direct) {
+  std::string why;
+  spillway::Pool* pp = pool_for(codec, direct, why);
+  if (pp == nullptr) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  spillway::Pool& pool = *pp;
   spillway::Buffer b = filled_buffer(pool, kind, bytes);
   for (int warm = 0; warm < 2; ++warm) {  // both IO workers have written a record this size
     b.evict(Tier::Disk);
@@ -197,8 +220,15 @@ void BM_Spill(benchmark::State& state, Compression codec, Data kind, std::size_t
              : 0.0;
 }
 
-void BM_Fetch(benchmark::State& state, Compression codec, Data kind, std::size_t bytes) {
-  spillway::Pool& pool = pool_for(codec);
+void BM_Fetch(benchmark::State& state, Compression codec, Data kind, std::size_t bytes,
+              bool direct) {
+  std::string why;
+  spillway::Pool* pp = pool_for(codec, direct, why);
+  if (pp == nullptr) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  spillway::Pool& pool = *pp;
   spillway::Buffer b = filled_buffer(pool, kind, bytes);
   b.evict(Tier::Disk);  // the one write; later evicts find the clean disk copy
   for (int warm = 0; warm < 2; ++warm) {
@@ -235,7 +265,7 @@ void BM_Fetch(benchmark::State& state, Compression codec, Data kind, std::size_t
 // The parent directory the pool puts its private spill directory in.
 const std::string& spill_parent() {
   static const std::string parent = [] {
-    spillway::Pool probe(spill_options(Compression::None));
+    spillway::Pool probe(spill_options(Compression::None, false));
     std::string dir = probe.spill_directory();
     const auto slash = dir.find_last_of('/');
     return slash == std::string::npos ? std::string(".") : dir.substr(0, slash == 0 ? 1 : slash);
@@ -245,7 +275,7 @@ const std::string& spill_parent() {
 
 struct RawFile {
   int fd = -1;
-  explicit RawFile(benchmark::State& state) {
+  explicit RawFile(benchmark::State& state, bool direct = false) {
     std::string tmpl = spill_parent() + "/spillway-bench-XXXXXX";
     fd = ::mkstemp(tmpl.data());
     if (fd < 0) {
@@ -253,6 +283,11 @@ struct RawFile {
       return;
     }
     ::unlink(tmpl.c_str());
+    if (direct && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_DIRECT) != 0) {
+      state.SkipWithError(("O_DIRECT in " + spill_parent() + ": " + std::strerror(errno)).c_str());
+      ::close(fd);
+      fd = -1;
+    }
   }
   ~RawFile() {
     if (fd >= 0) ::close(fd);
@@ -304,10 +339,10 @@ struct AlignedBytes {
   AlignedBytes& operator=(const AlignedBytes&) = delete;
 };
 
-enum class RawWrite { Overwrite, Truncated, Fdatasync };
+enum class RawWrite { Overwrite, Truncated, Fdatasync, Direct };
 
 void BM_RawPwrite(benchmark::State& state, RawWrite mode, std::size_t bytes) {
-  RawFile f(state);
+  RawFile f(state, mode == RawWrite::Direct);
   if (f.fd < 0) return;
   const AlignedBytes src(bytes, data(Data::Random, bytes).data());
   if (!write_all(f.fd, src.p, bytes)) {  // the file exists and its pages are cached
@@ -332,8 +367,8 @@ void BM_RawPwrite(benchmark::State& state, RawWrite mode, std::size_t bytes) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
 }
 
-void BM_RawPread(benchmark::State& state, std::size_t bytes) {
-  RawFile f(state);
+void BM_RawPread(benchmark::State& state, std::size_t bytes, bool direct) {
+  RawFile f(state, direct);
   if (f.fd < 0) return;
   const AlignedBytes src(bytes, data(Data::Random, bytes).data());
   AlignedBytes dst(bytes);
@@ -425,6 +460,9 @@ void register_all() {
   auto tune = [](benchmark::internal::Benchmark* b) {
     b->UseRealTime()->Unit(benchmark::kMicrosecond)->MinTime(0.2);
   };
+  auto tune_direct = [](benchmark::internal::Benchmark* b) {
+    b->UseRealTime()->Unit(benchmark::kMicrosecond)->MinTime(0.5);
+  };
   for (std::size_t bytes : sizes) {
     const std::string sz = size_name(bytes);
     tune(benchmark::RegisterBenchmark(("raw_pwrite/" + sz).c_str(), BM_RawPwrite,
@@ -433,17 +471,38 @@ void register_all() {
       for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
         tune(benchmark::RegisterBenchmark(
             ("spill/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
-            BM_Spill, c, kind, bytes, false));
+            BM_Spill, c, kind, bytes, false, false));
       }
     }
     tune(benchmark::RegisterBenchmark(("spill_tail/none/random/" + sz).c_str(), BM_Spill,
-                                      Compression::None, Data::Random, bytes, true));
-    tune(benchmark::RegisterBenchmark(("raw_pread/" + sz).c_str(), BM_RawPread, bytes));
+                                      Compression::None, Data::Random, bytes, true, false));
+    tune(benchmark::RegisterBenchmark(("raw_pread/" + sz).c_str(), BM_RawPread, bytes, false));
     for (Data kind : {Data::Random, Data::Compressible}) {
       for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
         tune(benchmark::RegisterBenchmark(
             ("fetch/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
-            BM_Fetch, c, kind, bytes));
+            BM_Fetch, c, kind, bytes, false));
+      }
+    }
+    // O_DIRECT (DiskIo::Direct; what DiskIo::Auto, the default, picks for
+    // records of 256 KiB and more where the filesystem supports it), beside
+    // raw O_DIRECT pwrite/pread. Each iteration reaches the device, so the
+    // rows get more time to average over its variance.
+    tune_direct(benchmark::RegisterBenchmark(("raw_pwrite_direct/" + sz).c_str(), BM_RawPwrite,
+                                             RawWrite::Direct, bytes));
+    for (Data kind : {Data::Random, Data::Compressible}) {
+      for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
+        tune_direct(benchmark::RegisterBenchmark(
+            ("spill_direct/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
+            BM_Spill, c, kind, bytes, false, true));
+      }
+    }
+    tune_direct(benchmark::RegisterBenchmark(("raw_pread_direct/" + sz).c_str(), BM_RawPread, bytes, true));
+    for (Data kind : {Data::Random, Data::Compressible}) {
+      for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
+        tune_direct(benchmark::RegisterBenchmark(
+            ("fetch_direct/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
+            BM_Fetch, c, kind, bytes, true));
       }
     }
     tune(benchmark::RegisterBenchmark(("raw_pwrite_truncated/" + sz).c_str(), BM_RawPwrite,
@@ -456,9 +515,9 @@ void register_all() {
   tune(benchmark::RegisterBenchmark("component/lz4_compress/compressible/16MiB", BM_Lz4, true, mid));
   tune(benchmark::RegisterBenchmark("component/lz4_decompress/compressible/16MiB", BM_Lz4, false, mid));
   tune(benchmark::RegisterBenchmark("component/spill/4KiB", BM_Spill, Compression::None,
-                                    Data::Random, std::size_t{4096}, false));
+                                    Data::Random, std::size_t{4096}, false, false));
   tune(benchmark::RegisterBenchmark("component/fetch/4KiB", BM_Fetch, Compression::None,
-                                    Data::Random, std::size_t{4096}));
+                                    Data::Random, std::size_t{4096}, false));
 }
 
 }  // namespace

@@ -36,8 +36,12 @@
 //   spill_direct/..., fetch_direct/...   the same with DiskOptions::io =
 //                                 Direct (O_DIRECT, which the default Auto
 //                                 picks for records of 256 KiB and more),
-//   raw_pwrite_direct/<size>,     beside pwrite / pread of the same bytes
-//   raw_pread_direct/<size>       through an O_DIRECT descriptor.
+//                                 each iteration paired with a pwrite / pread
+//                                 of the same bytes through an O_DIRECT
+//                                 descriptor, timed apart (counter
+//                                 raw_bytes_per_second): see PairedRaw.
+//   raw_pwrite_direct/<size>,     information: the raw O_DIRECT operation
+//   raw_pread_direct/<size>       alone.
 //
 // The spill/fetch rows go through the page cache (DiskOptions::io =
 // Buffered), as do raw_pwrite/raw_pread; the *_direct rows and their raw
@@ -174,6 +178,41 @@ spillway::Buffer filled_buffer(spillway::Pool& pool, Data kind, std::size_t byte
   return b;
 }
 
+// A raw O_DIRECT baseline run in the same loop as a spillway row: each
+// iteration does the raw operation on the same bytes (timed on its own) and
+// spillway's, taking turns at going first. The device's speed drifts by 2-3x within seconds
+// on a shared virtual disk (throttling, the host's cache); alternating puts
+// both under the same conditions, so their ratio holds even when the
+// absolute numbers do not.
+class PairedRaw {
+ public:
+  // `memory`: `bytes` of host memory the raw operation writes from or reads
+  // into (a pinned buffer of the same pool: see the callers).
+  PairedRaw(benchmark::State& state, std::size_t bytes, bool write, void* memory);
+  ~PairedRaw();
+  bool ok() const { return ok_; }
+  void run(benchmark::State& state);  // one raw operation, timed
+  // Whether the raw operation goes first this iteration: the two take
+  // turns, so neither always runs right after the other.
+  bool turn() { return (turns_++ % 2) == 0; }
+  void report(benchmark::State& state) const;
+
+ private:
+  int fd_ = -1;
+  unsigned char* mem_;
+  std::size_t bytes_;
+  bool write_;
+  bool ok_ = false;
+  double seconds_ = 0.0;
+  std::uint64_t ops_ = 0;
+  std::uint64_t turns_ = 0;
+};
+
+using BenchClock = std::chrono::steady_clock;
+double since(BenchClock::time_point t0) {
+  return std::chrono::duration<double>(BenchClock::now() - t0).count();
+}
+
 void BM_Spill(benchmark::State& state, Compression codec, Data kind, std::size_t bytes,
               bool at_tail, bool direct) {
   std::string why;
@@ -198,13 +237,37 @@ void BM_Spill(benchmark::State& state, Compression codec, Data kind, std::size_t
     anchor.evict(Tier::Disk);
     { spillway::Pin p = b.pin(Tier::Host, Access::ReadWrite); }
   }
+  // The raw operation's memory is a buffer of the same pool (its host
+  // arena), not malloc'd: on a virtual disk that takes at most 254 memory
+  // segments per request, O_DIRECT speed depends on how physically
+  // contiguous the pages are, so both sides use the same kind of memory.
+  std::unique_ptr<PairedRaw> raw;
+  spillway::Buffer sibling;
+  spillway::Pin sibling_pin;
+  if (direct) {
+    sibling = filled_buffer(pool, Data::Random, bytes);
+    sibling_pin = sibling.pin(Tier::Host, Access::ReadWrite);
+    raw = std::make_unique<PairedRaw>(state, bytes, true, sibling_pin.data());
+    if (!raw->ok()) return;
+  }
   const spillway::PoolStats before = pool.stats();
   for (auto _ : state) {
+    if (raw) {  // manual time: the spill alone
+      const bool raw_first = raw->turn();
+      if (raw_first) raw->run(state);
+      const auto t0 = BenchClock::now();
+      b.evict(Tier::Disk);
+      state.SetIterationTime(since(t0));
+      if (!raw_first) raw->run(state);
+      { spillway::Pin p = b.pin(Tier::Host, Access::ReadWrite); }
+      continue;
+    }
     b.evict(Tier::Disk);
     state.PauseTiming();
     { spillway::Pin p = b.pin(Tier::Host, Access::ReadWrite); }  // drops the disk copy
     state.ResumeTiming();
   }
+  if (raw) raw->report(state);
   const spillway::PoolStats after = pool.stats();
   const auto& m0 = before.move(Tier::Host, Tier::Disk);
   const auto& m1 = after.move(Tier::Host, Tier::Disk);
@@ -236,14 +299,39 @@ void BM_Fetch(benchmark::State& state, Compression codec, Data kind, std::size_t
     p.release();
     b.evict(Tier::Disk);
   }
+  // The raw operation's memory is a buffer of the same pool (its host
+  // arena), not malloc'd: on a virtual disk that takes at most 254 memory
+  // segments per request, O_DIRECT speed depends on how physically
+  // contiguous the pages are, so both sides use the same kind of memory.
+  std::unique_ptr<PairedRaw> raw;
+  spillway::Buffer sibling;
+  spillway::Pin sibling_pin;
+  if (direct) {
+    sibling = filled_buffer(pool, Data::Random, bytes);
+    sibling_pin = sibling.pin(Tier::Host, Access::ReadWrite);
+    raw = std::make_unique<PairedRaw>(state, bytes, false, sibling_pin.data());
+    if (!raw->ok()) return;
+  }
   const spillway::PoolStats before = pool.stats();
   for (auto _ : state) {
+    if (raw) {  // manual time: the fetch alone
+      b.evict(Tier::Disk);
+      const bool raw_first = raw->turn();
+      if (raw_first) raw->run(state);
+      const auto t0 = BenchClock::now();
+      spillway::Pin p = b.pin(Tier::Host, Access::Read);
+      state.SetIterationTime(since(t0));
+      benchmark::DoNotOptimize(p.data());
+      if (!raw_first) raw->run(state);
+      continue;
+    }
     state.PauseTiming();
     b.evict(Tier::Disk);  // drops the host copy; nothing is written
     state.ResumeTiming();
     spillway::Pin p = b.pin(Tier::Host, Access::Read);
     benchmark::DoNotOptimize(p.data());
   }
+  if (raw) raw->report(state);
   const spillway::PoolStats after = pool.stats();
   const auto& m0 = before.move(Tier::Disk, Tier::Host);
   const auto& m1 = after.move(Tier::Disk, Tier::Host);
@@ -338,6 +426,50 @@ struct AlignedBytes {
   AlignedBytes(const AlignedBytes&) = delete;
   AlignedBytes& operator=(const AlignedBytes&) = delete;
 };
+
+// One long-lived O_DIRECT file per size, like the pools' spill files: a
+// file made afresh for every run lands on blocks the filesystem just freed,
+// which this machine's virtual disk serves at a third of the speed.
+int paired_file(benchmark::State& state, std::size_t bytes) {
+  static std::map<std::size_t, std::unique_ptr<RawFile>> files;
+  auto& f = files[bytes];
+  if (!f) {
+    f = std::make_unique<RawFile>(state, true);
+    if (f->fd < 0) {
+      f.reset();
+      return -1;
+    }
+    const AlignedBytes src(bytes, data(Data::Random, bytes).data());
+    if (!write_all(f->fd, src.p, bytes)) {  // the file exists (and can be read back)
+      state.SkipWithError("O_DIRECT pwrite failed");
+      f.reset();
+      return -1;
+    }
+  }
+  return f->fd;
+}
+
+PairedRaw::PairedRaw(benchmark::State& state, std::size_t bytes, bool write, void* memory)
+    : mem_(static_cast<unsigned char*>(memory)), bytes_(bytes), write_(write) {
+  fd_ = paired_file(state, bytes);
+  ok_ = fd_ >= 0;
+}
+
+PairedRaw::~PairedRaw() = default;
+
+void PairedRaw::run(benchmark::State& state) {
+  const auto t0 = BenchClock::now();
+  const bool done = write_ ? write_all(fd_, mem_, bytes_) : read_all(fd_, mem_, bytes_);
+  seconds_ += since(t0);
+  ++ops_;
+  if (!done) state.SkipWithError(write_ ? "raw O_DIRECT pwrite failed" : "raw O_DIRECT pread failed");
+}
+
+void PairedRaw::report(benchmark::State& state) const {
+  if (seconds_ > 0) {
+    state.counters["raw_bytes_per_second"] = static_cast<double>(ops_ * bytes_) / seconds_;
+  }
+}
 
 enum class RawWrite { Overwrite, Truncated, Fdatasync, Direct };
 
@@ -463,6 +595,9 @@ void register_all() {
   auto tune_direct = [](benchmark::internal::Benchmark* b) {
     b->UseRealTime()->Unit(benchmark::kMicrosecond)->MinTime(0.5);
   };
+  auto tune_paired = [](benchmark::internal::Benchmark* b) {
+    b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.5);
+  };
   for (std::size_t bytes : sizes) {
     const std::string sz = size_name(bytes);
     tune(benchmark::RegisterBenchmark(("raw_pwrite/" + sz).c_str(), BM_RawPwrite,
@@ -485,14 +620,15 @@ void register_all() {
       }
     }
     // O_DIRECT (DiskIo::Direct; what DiskIo::Auto, the default, picks for
-    // records of 256 KiB and more where the filesystem supports it), beside
-    // raw O_DIRECT pwrite/pread. Each iteration reaches the device, so the
-    // rows get more time to average over its variance.
+    // records of 256 KiB and more where the filesystem supports it), each
+    // iteration paired with a raw O_DIRECT pwrite/pread of the same bytes
+    // (counter raw_bytes_per_second; see PairedRaw). The unpaired raw rows
+    // are for information: how far the device drifts.
     tune_direct(benchmark::RegisterBenchmark(("raw_pwrite_direct/" + sz).c_str(), BM_RawPwrite,
                                              RawWrite::Direct, bytes));
     for (Data kind : {Data::Random, Data::Compressible}) {
       for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
-        tune_direct(benchmark::RegisterBenchmark(
+        tune_paired(benchmark::RegisterBenchmark(
             ("spill_direct/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
             BM_Spill, c, kind, bytes, false, true));
       }
@@ -500,7 +636,7 @@ void register_all() {
     tune_direct(benchmark::RegisterBenchmark(("raw_pread_direct/" + sz).c_str(), BM_RawPread, bytes, true));
     for (Data kind : {Data::Random, Data::Compressible}) {
       for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
-        tune_direct(benchmark::RegisterBenchmark(
+        tune_paired(benchmark::RegisterBenchmark(
             ("fetch_direct/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
             BM_Fetch, c, kind, bytes, true));
       }

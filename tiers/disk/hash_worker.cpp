@@ -27,8 +27,9 @@ HashWorker::~HashWorker() {
   if (thread_.joinable()) thread_.join();
 }
 
-void HashWorker::start(Job& job, const void* data, std::size_t bytes, std::size_t ready_now) {
-  if (bytes < kMinBytes || job.worker_ != nullptr) return;
+void HashWorker::start(Job& job, const void* data, std::size_t bytes, std::size_t ready_now,
+                       std::size_t min_bytes) {
+  if (bytes < min_bytes || job.worker_ != nullptr) return;
   detail::MutexLock lk(mu_);
   if (busy_ || stopping_) return;
   if (!thread_.joinable()) {

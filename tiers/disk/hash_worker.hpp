@@ -60,8 +60,9 @@ class HashWorker {
   };
 
   // Offers [data, data + bytes) to the helper. Leaves `job` empty (hash
-  // inline) when the range is small or the helper is busy.
-  void start(Job& job, const void* data, std::size_t bytes, std::size_t ready_now);
+  // inline) when the range is below `min_bytes` or the helper is busy.
+  void start(Job& job, const void* data, std::size_t bytes, std::size_t ready_now,
+             std::size_t min_bytes = kMinBytes);
 
  private:
   void run();

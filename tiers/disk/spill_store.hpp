@@ -179,7 +179,9 @@ class SpillStore {
   // buffered one (the kernel keeps the two coherent). Throws IoError.
   void transfer(bool write, bool direct, struct iovec* iov, int count, std::uint64_t offset);
   bool direct_eligible(std::uint64_t raw_bytes) const;
-  std::uint64_t write_direct_raw(const SpillExtent& extent, std::size_t bytes, SliceIo& io);
+  void write_direct_raw(const SpillExtent& extent, RecordHeader& h, std::size_t bytes, SliceIo& io);
+  bool read_direct_whole(const SpillExtent& extent, std::uint64_t buffer_id, std::size_t bytes,
+                         unsigned char* dst);
   RecordHeader check_header(const unsigned char* header, const SpillExtent& extent,
                             std::uint64_t buffer_id, std::size_t bytes) const;
   std::uint64_t read_direct_raw(const SpillExtent& extent, std::uint64_t buffer_id,

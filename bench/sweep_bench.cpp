@@ -128,8 +128,16 @@ int run_disk(const Args& a) {
   {
     const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT);
     if (fd >= 0) {
-      void* buf = nullptr;
-      check(::posix_memalign(&buf, 4096, a.block) == 0, "posix_memalign");
+      // Memory like the pool's host arena (2 MiB-aligned, transparent huge
+      // pages): O_DIRECT from scattered 4 KiB pages runs at a fraction of
+      // the speed on disks that take few memory segments per request.
+      const std::size_t huge = std::size_t{2} << 20;
+      const std::size_t map_bytes = (a.block + huge - 1) / huge * huge + huge;
+      void* map = ::mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      check(map != MAP_FAILED, "mmap");
+      void* buf = reinterpret_cast<void*>((reinterpret_cast<std::uintptr_t>(map) + huge - 1) / huge * huge);
+      (void)::madvise(buf, map_bytes - huge, MADV_HUGEPAGE);
+      std::memset(buf, 0, a.block);
       for (int p = 0; p < 3; ++p) {
         const auto t0 = Clock::now();
         for (std::uint64_t off = 0; off < a.working_set; off += a.block) {
@@ -138,7 +146,7 @@ int run_disk(const Args& a) {
         }
         direct.push_back(seconds_since(t0));
       }
-      std::free(buf);
+      ::munmap(map, map_bytes);
       ::close(fd);
     }
   }

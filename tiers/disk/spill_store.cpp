@@ -653,15 +653,15 @@ bool SpillStore::read_direct_whole(const SpillExtent& extent, std::uint64_t buff
   const std::size_t last_len = tail > 0 ? kDirectAlign : 0;
   // Pieces: the helper lags one piece behind the reads, so the last piece's
   // hash is what remains after the IO; but each piece also drains the
-  // device's queue before the next is issued. On the reference machine
-  // (docs/performance.md) eight pieces did as well as four at 64 MiB and
-  // better at 16 MiB; under 4 MiB one read with the hash after it did best
-  // (four 256 KiB pieces of a 1 MiB record cost more in round trips than
-  // the hash they hid).
+  // device's queue before the next is issued, and a read under 8 MiB no
+  // longer keeps the device busy. Measured on the reference machine
+  // (docs/performance.md): 8 MiB pieces from 32 MiB on; smaller records in
+  // one read with the hash after it (1 MiB pieces of a 4 MiB record halved
+  // the out-of-core sweep's fetch speed).
+  constexpr std::size_t kPieceBytes = std::size_t{8} << 20;
   HashWorker::Job job;
-  hasher_.start(job, dst, bytes, 0, HashWorker::kMinBytes);
-  const std::size_t pieces = !job ? 1 : bytes >= (std::size_t{16} << 20) ? 8 : 4;
-  const std::size_t piece = std::max(kDirectAlign, (body / pieces) & ~(kDirectAlign - 1));
+  hasher_.start(job, dst, bytes, 0, 4 * kPieceBytes);
+  const std::size_t piece = !job ? body : kPieceBytes;
   std::size_t done = std::min(body, piece);
   if (done == body) {
     struct iovec v[3] = {{blocks, kDirectAlign}, {dst, body}, {last, last_len}};

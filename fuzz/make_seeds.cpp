@@ -2,7 +2,11 @@
 // real encoder wrote (raw and LZ4, several sizes) in record_decoder's input
 // layout, and typical SPILLWAY_* settings for options_env.
 //   make_seeds DIR   (DIR/record_decoder/, DIR/options_env/)
+#include <xxhash.h>
+
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -54,6 +58,21 @@ int main(int argc, char** argv) {
       input.insert(input.end(), env->file.begin() + static_cast<long>(extent->offset),
                    env->file.begin() + static_cast<long>(end));
       save(dir + "/record_decoder/seed-" + std::to_string(n++), input);
+      // The same record in the direct layout (flag bits 5 and 6: a 4 KiB
+      // header block with the layout flag set, the payload at +4096, read
+      // into aligned memory).
+      std::vector<unsigned char> direct(input.begin(), input.begin() + 4);
+      direct[0] = 32 | 64;
+      std::vector<unsigned char> header(input.begin() + 4, input.begin() + 4 + detail::kRecordHeaderBytes);
+      header[11] = 1;
+      const std::uint64_t sum = XXH3_64bits(header.data(), 56);
+      std::memcpy(header.data() + 56, &sum, sizeof sum);
+      direct.insert(direct.end(), header.begin(), header.end());
+      direct.resize(4 + detail::kDirectAlign, 0);
+      direct.insert(direct.end(), input.begin() + 4 + detail::kRecordHeaderBytes, input.end());
+      direct.resize(4 + detail::kDirectAlign + (direct.size() - 4 - detail::kDirectAlign + detail::kDirectAlign - 1) /
+                            detail::kDirectAlign * detail::kDirectAlign, 0);
+      save(dir + "/record_decoder/seed-" + std::to_string(n++), direct);
     }
   }
   const std::vector<std::string> settings = {

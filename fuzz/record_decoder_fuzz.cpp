@@ -10,7 +10,10 @@
 // harness to make parts of the header consistent first and reach the codec
 // paths behind them: bit 0 sets magic and version, bit 1 the buffer id,
 // bit 2 the raw size, bit 3 the payload checksum (over the stored bytes the
-// header declares), bit 4 the header checksum (last).
+// header declares), bit 4 the header checksum (last). Bit 5 reads the record
+// as the direct layout (header block of 4 KiB, payload at +4096; bit 0 then
+// also sets the layout flag), bit 6 into 4 KiB-aligned memory (the one-read
+// path of direct records).
 #include <xxhash.h>
 
 #include <cstdint>
@@ -45,12 +48,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t raw = (static_cast<std::size_t>(data[1]) | static_cast<std::size_t>(data[2]) << 8 |
                            static_cast<std::size_t>(data[3]) << 16) % ((1u << 20) + 1);
   std::vector<unsigned char> record(data + 4, data + size);
-  const std::size_t hdr = detail::kRecordHeaderBytes;
+  const bool direct = (flags & 32) != 0;
+  const std::size_t hdr = direct ? detail::kDirectAlign : detail::kRecordHeaderBytes;
   if (record.size() >= hdr) {
     unsigned char* h = record.data();
     if (flags & 1) {
       std::memcpy(h, "SPILLWY1", 8);
       put<std::uint16_t>(h + 8, 1);
+      h[11] = direct ? 1 : 0;
     }
     if (flags & 2) put<std::uint64_t>(h + 16, kBufferId);
     if (flags & 4) put<std::uint64_t>(h + 24, raw);
@@ -68,9 +73,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   detail::SpillStore store(o);
   const std::uint64_t extent_bytes = (record.size() + detail::kExtentBytes - 1) / detail::kExtentBytes *
                                      detail::kExtentBytes;
-  std::vector<unsigned char> out(raw);
+  // Room for an aligned start inside; bit 6 uses it.
+  std::vector<unsigned char> out(raw + detail::kDirectAlign);
+  unsigned char* dst = out.data();
+  if (flags & 64) {
+    const auto at = reinterpret_cast<std::uintptr_t>(dst);
+    dst += (detail::kDirectAlign - at % detail::kDirectAlign) % detail::kDirectAlign;
+  }
   try {
-    store.read(detail::SpillExtent{0, extent_bytes}, kBufferId, out.data(), raw);
+    store.read(detail::SpillExtent{0, extent_bytes, direct}, kBufferId, dst, raw);
   } catch (const CorruptionError&) {
   } catch (const IoError&) {
   }

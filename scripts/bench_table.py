@@ -37,7 +37,7 @@ def key_of(run_name):
     (keeps /threads:N)."""
     parts = [p for p in run_name.split("/")
              if not p.startswith(("min_time:", "min_warmup_time:"))
-             and p not in ("real_time", "process_time")]
+             and p not in ("real_time", "process_time", "manual_time")]
     return "/".join(parts)
 
 
@@ -386,8 +386,14 @@ def main():
               "PoolStats; 1.00 means the record was stored raw). GB/s are decimal (10^9 B/s).")
     md.append("")
 
+    def paired_base(r):
+        """The raw operation timed in the same loop as a *_direct row (PairedRaw)."""
+        bps = r.get("raw_bytes_per_second") if r else None
+        return {"bytes_per_second": bps} if bps else None
+
     def io_table(kind, base_name):
         rows = []
+        paired = kind.endswith("_direct")
         for size in SIZES:
             b, be = get(spill, f"{base_name}/{size}")
             if b is None and be and be.get("error"):
@@ -400,6 +406,10 @@ def main():
                         err = e["error"] if e and e["error"] else "missing"
                         rows.append([size, data, codec, err, "", "", "", ""])
                         continue
+                    if paired:
+                        cv = (e or {}).get("cv") or {}
+                        b = paired_base(r)
+                        be = {"cv": {"bytes_per_second": cv["raw_bytes_per_second"]}} if "raw_bytes_per_second" in cv else {}
                     ratio = gbps(r) / gbps(b) if b else None
                     target = ("n/a" if ratio is None else
                               yes_no(ratio >= SPILL_TARGET_RATIO) if data == "random" else
@@ -413,6 +423,12 @@ def main():
 
     hdr_target = f"target (random: >= {SPILL_TARGET_RATIO:.0%}; compressible: > 100%)"
     md.append("### Spill (host -> disk), O_DIRECT (the default for records of 256 KiB and more)")
+    md.append("")
+    md.append("Each O_DIRECT row's raw baseline ran in the same loop, taking turns with spillway "
+              "(`PairedRaw` in bench/spill_bench.cpp): this machine's virtual disk drifts by 2-3x "
+              "within seconds, and alternating puts both under the same conditions. The raw "
+              "operation reads into or writes from a pinned buffer of the same pool, because "
+              "O_DIRECT speed here depends on the memory (see the notes).")
     md.append("")
     md.append(table(["size", "data", "codec", "spill GB/s", "raw O_DIRECT pwrite GB/s", "ratio",
                      "stored/raw", hdr_target], io_table("spill_direct", "raw_pwrite_direct")))
@@ -519,6 +535,8 @@ def main():
         for size in SIZES:
             r, _ = get(spill, f"{kind}/{TARGET_CODEC}/{data}/{size}")
             b, _ = get(spill, f"{base_name}/{size}")
+            if kind.endswith("_direct"):
+                b = paired_base(r)
             out[size] = gbps(r) / gbps(b) if r and b else None
         return out
 
@@ -546,6 +564,8 @@ def main():
                 vals = []
                 for codec in CODECS:
                     r, _ = get(spill, f"{kind}/{codec}/{data}/{size}")
+                    if kind.endswith("_direct"):
+                        b = paired_base(r)
                     if r and b:
                         vals.append((gbps(r) / gbps(b), codec))
                 if vals:

@@ -58,8 +58,14 @@ SubAllocator::FreeIt SubAllocator::find_fit(std::size_t need, std::size_t align)
 std::uintptr_t SubAllocator::allocate(std::size_t bytes) {
   if (bytes > kMaxRequest) return 0;
   const std::size_t need = round_up(bytes);
-  const std::size_t align = block_alignment(need);
+  std::size_t align = block_alignment(need);
   auto it = find_fit(need, align);
+  if (it == free_by_size_.end() && align > kAlignment) {
+    // No 4 KiB-aligned room: the alignment is for speed (O_DIRECT without a
+    // bounce copy), never a reason to refuse what fits at kAlignment.
+    align = kAlignment;
+    it = find_fit(need, align);
+  }
   if (it == free_by_size_.end()) return 0;
   const auto [size, address] = *it;
   free_by_size_.erase(it);
@@ -130,7 +136,7 @@ std::size_t SubAllocator::largest_free() const {
 bool SubAllocator::fits(std::size_t bytes) const {
   if (bytes > kMaxRequest) return false;
   const std::size_t need = round_up(bytes);
-  return find_fit(need, block_alignment(need)) != free_by_size_.end();
+  return find_fit(need, kAlignment) != free_by_size_.end();  // allocate() falls back to it
 }
 
 SubAllocatorStats SubAllocator::stats() const {

@@ -61,9 +61,11 @@ class SubAllocator {
   void add_region(std::uintptr_t base, std::size_t bytes);
 
   // Best fit: the smallest free extent that holds round_up(bytes) starting on
-  // block_alignment(bytes); ties go to the lowest address. Returns 0 when no
-  // extent fits (0 is never a valid block address). bytes == 0 is treated as
-  // kAlignment.
+  // block_alignment(bytes); ties go to the lowest address. When no extent
+  // holds it at that alignment, the same at kAlignment (so the 4 KiB
+  // alignment of large blocks never refuses a request that fits). Returns 0
+  // when no extent fits (0 is never a valid block address). bytes == 0 is
+  // treated as kAlignment.
   std::uintptr_t allocate(std::size_t bytes);
   // Frees the block that starts at `address` (it must be a live block,
   // std::invalid_argument otherwise) and merges it with free neighbours.

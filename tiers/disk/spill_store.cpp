@@ -245,6 +245,7 @@ void SpillStore::read_all(void* data, std::size_t n, std::uint64_t offset) {
 void SpillStore::transfer(bool write, bool direct, struct iovec* iov, int count,
                           std::uint64_t offset) {
   const char* what = write ? "write" : "read";
+  if (direct_fd_ < 0) direct = false;  // a direct-layout record, but no O_DIRECT descriptor
   auto skip_empty = [&] {
     while (count > 0 && iov->iov_len == 0) {
       ++iov;

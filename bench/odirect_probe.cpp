@@ -1,0 +1,144 @@
+// bench/odirect_probe.cpp — what O_DIRECT costs on the spill filesystem, with
+// no spillway code in the way: the evidence behind two choices of the disk
+// tier (docs/performance.md, notes of 2026-12-01).
+//
+//   odirect_probe [DIR]     (default: $SPILLWAY_SPILL_DIR, $TMPDIR, /var/tmp)
+//
+// 1. memory: 16 MiB O_DIRECT pwrite and pread from ordinary heap memory
+//    (aligned_alloc, a fresh allocation each round, as a program would) and
+//    from a 2 MiB-aligned mapping with MADV_HUGEPAGE (as the pool's host
+//    arena). A block device takes a bounded number of memory segments per
+//    request (/sys/block/*/queue/max_segments), so scattered 4 KiB pages can
+//    cap each request below the size the device would take.
+// 2. split: one pwrite of a record's payload against what the disk tier does
+//    for a direct record hashed beside the IO — the back half of the payload
+//    first, then the 4 KiB header block and the front half in one pwritev —
+//    at 1, 16 and 64 MiB, into one file and into two files.
+//
+// Prints GB/s (10^9 B/s) per line. Plain POSIX: no Google Benchmark, no
+// spillway; the files are unlinked as soon as they are open.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+constexpr std::size_t kHuge = 2 * kMiB;
+
+[[noreturn]] void die(const std::string& what) {
+  std::perror(what.c_str());
+  std::exit(1);
+}
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int open_direct(const std::string& dir) {
+  std::string path = dir + "/odirect-probe-XXXXXX";
+  const int fd = ::mkstemp(path.data());
+  if (fd < 0) die("mkstemp in " + dir);
+  ::unlink(path.c_str());
+  if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_DIRECT) != 0) die("O_DIRECT on " + dir);
+  return fd;
+}
+
+void all(bool write, int fd, unsigned char* p, std::size_t n, off_t off) {
+  while (n > 0) {
+    const ssize_t r = write ? ::pwrite(fd, p, n, off) : ::pread(fd, p, n, off);
+    if (r <= 0) die(write ? "pwrite" : "pread");
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    off += r;
+  }
+}
+
+// A 2 MiB-aligned anonymous mapping with transparent huge pages asked for.
+unsigned char* huge_memory(std::size_t bytes) {
+  void* m = ::mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) die("mmap");
+  auto* p = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(m) + kHuge - 1) / kHuge * kHuge);
+  (void)::madvise(p, bytes, MADV_HUGEPAGE);
+  std::memset(p, 7, bytes);
+  return p;
+}
+
+void memory_kinds(const std::string& dir) {
+  const std::size_t n = 16 * kMiB;
+  const int rounds = 6, ops = 30;
+  const int fd = open_direct(dir);
+  unsigned char* huge = huge_memory(n);
+  all(true, fd, huge, n, 0);
+  for (int round = 0; round < rounds; ++round) {
+    auto* heap = static_cast<unsigned char*>(std::aligned_alloc(4096, n));
+    if (heap == nullptr) die("aligned_alloc");
+    std::memset(heap, 7, n);
+    for (auto [name, mem] : {std::pair<const char*, unsigned char*>{"heap", heap}, {"huge pages", huge}}) {
+      double w = 0, r = 0;
+      for (int i = 0; i < ops; ++i) {
+        auto t0 = Clock::now();
+        all(true, fd, mem, n, 0);
+        w += since(t0);
+        t0 = Clock::now();
+        all(false, fd, mem, n, 0);
+        r += since(t0);
+      }
+      std::printf("memory  round %d  %-10s  16 MiB O_DIRECT pwrite %.2f GB/s  pread %.2f GB/s\n", round, name,
+                  static_cast<double>(n) * ops / w / 1e9, static_cast<double>(n) * ops / r / 1e9);
+    }
+    std::free(heap);
+  }
+  ::close(fd);
+}
+
+void split_writes(const std::string& dir) {
+  unsigned char* mem = huge_memory(64 * kMiB + kHuge);
+  unsigned char* header = mem + 64 * kMiB;  // a 4 KiB block of its own
+  for (bool two_files : {false, true}) {
+    const int raw_fd = open_direct(dir);
+    const int rec_fd = two_files ? open_direct(dir) : raw_fd;
+    for (std::size_t n : {kMiB, 16 * kMiB, 64 * kMiB}) {
+      all(true, raw_fd, mem, n + 4096, 0);
+      if (two_files) all(true, rec_fd, mem, n + 4096, 0);
+      const int ops = n >= 64 * kMiB ? 20 : 200;
+      double one = 0, split = 0;
+      for (int i = 0; i < ops; ++i) {
+        auto t0 = Clock::now();
+        all(true, raw_fd, mem, n, 0);
+        one += since(t0);
+        t0 = Clock::now();
+        const std::size_t front = n / 2;
+        all(true, rec_fd, mem + front, n - front, static_cast<off_t>(4096 + front));
+        struct iovec v[2] = {{header, 4096}, {mem, front}};
+        if (::pwritev(rec_fd, v, 2, 0) != static_cast<ssize_t>(4096 + front)) die("pwritev");
+        split += since(t0);
+      }
+      std::printf("split   %-9s %2zu MiB  one pwrite %.2f GB/s  back half, then header block + front half %.2f GB/s  (%.0f%%)\n",
+                  two_files ? "two files" : "one file", n / kMiB, static_cast<double>(n) * ops / one / 1e9,
+                  static_cast<double>(n) * ops / split / 1e9, 100.0 * one / split);
+    }
+    ::close(raw_fd);
+    if (two_files) ::close(rec_fd);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = argc > 1 ? argv[1] : "";
+  for (const char* var : {"SPILLWAY_SPILL_DIR", "TMPDIR"}) {
+    if (dir.empty() && std::getenv(var) != nullptr && *std::getenv(var) != '\0') dir = std::getenv(var);
+  }
+  if (dir.empty()) dir = "/var/tmp";
+  std::printf("odirect_probe: directory %s\n", dir.c_str());
+  memory_kinds(dir);
+  split_writes(dir);
+  return 0;
+}

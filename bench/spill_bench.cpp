@@ -40,6 +40,10 @@
 //                                 of the same bytes through an O_DIRECT
 //                                 descriptor, timed apart (counter
 //                                 raw_bytes_per_second): see PairedRaw.
+//   spill_tail_direct/none/random/<size>  information: spill_tail with O_DIRECT
+//                                 (the record alone in the file; its release
+//                                 leaves a free tail that DiskOptions::
+//                                 tail_slack_bytes keeps up to 64 MiB).
 //   raw_pwrite_direct/<size>,     information: the raw O_DIRECT operation
 //   raw_pread_direct/<size>       alone.
 //
@@ -633,6 +637,8 @@ void register_all() {
             BM_Spill, c, kind, bytes, false, true));
       }
     }
+    tune_paired(benchmark::RegisterBenchmark(("spill_tail_direct/none/random/" + sz).c_str(), BM_Spill,
+                                             Compression::None, Data::Random, bytes, true, true));
     tune_direct(benchmark::RegisterBenchmark(("raw_pread_direct/" + sz).c_str(), BM_RawPread, bytes, true));
     for (Data kind : {Data::Random, Data::Compressible}) {
       for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {

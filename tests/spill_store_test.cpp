@@ -30,6 +30,7 @@ DiskOptions disk_in(const std::string& dir, Compression c = Compression::Adaptiv
   o.directory = dir;
   o.compression = c;
   o.io = io;
+  o.tail_slack_bytes = 0;  // the file ends where its last extent does (FreedTailStaysUntilItReachesTheSlack)
   return o;
 }
 
@@ -1034,6 +1035,48 @@ TEST(DirectIo, ShortDirectTransfersFinishAndRoundTrip) {
     store.read(*ext, 8, back.p, n);
     EXPECT_EQ(first_difference(back.p, data.data(), n), -1) << "cut " << cut;
   }
+}
+
+TEST(SpillStore, FreedTailStaysUntilItReachesTheSlack) {
+  ScratchDir dir;
+  auto env = std::make_shared<RecordingEnv>();
+  DiskOptions o = disk_in(dir.path(), Compression::None);
+  o.env = env;
+  o.tail_slack_bytes = 8 * kExtentBytes;
+  SpillStore store(o);
+  auto data = pattern(3 * kExtentBytes, 9, false);  // 4 extents with its header
+  auto a = store.reserve(data.size());
+  store.write(*a, 1, data.data(), data.size());
+  auto b = store.reserve(data.size());
+  store.write(*b, 2, data.data(), data.size());
+  const auto end = store.stats().file_bytes;
+  EXPECT_EQ(end, 8 * kExtentBytes);
+  store.release(*b);  // 4 extents free at the end: under the slack
+  EXPECT_EQ(env->truncations.load(), 0);
+  EXPECT_EQ(store.stats().file_bytes, end) << "the file keeps its blocks";
+  auto c = store.reserve(data.size());
+  EXPECT_EQ(c->offset, b->offset) << "the next record overwrites them";
+  store.write(*c, 3, data.data(), data.size());
+  EXPECT_EQ(store.stats().file_bytes, end);
+  store.release(*c);
+  store.release(*a);  // now 8 extents free: the slack is reached
+  EXPECT_EQ(env->truncations.load(), 1);
+  EXPECT_EQ(env->last_truncate.load(), 0);
+  EXPECT_EQ(store.stats().file_bytes, 0u);
+  EXPECT_EQ(store.stats().used_bytes, 0u);
+
+  // The slack is at most a quarter of the quota.
+  auto env2 = std::make_shared<RecordingEnv>();
+  o.env = env2;
+  o.capacity_bytes = 16 * kExtentBytes;  // slack: min(8, 4) extents
+  SpillStore small(o);
+  auto d = small.reserve(data.size());
+  small.write(*d, 4, data.data(), data.size());
+  auto e = small.reserve(data.size());
+  small.write(*e, 5, data.data(), data.size());
+  small.release(*e);  // 4 extents: a quarter of the quota
+  EXPECT_EQ(env2->truncations.load(), 1);
+  EXPECT_EQ(env2->last_truncate.load(), static_cast<std::int64_t>(d->bytes));
 }
 
 }  // namespace

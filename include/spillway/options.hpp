@@ -86,6 +86,13 @@ struct DiskOptions {
   std::uint64_t capacity_bytes = kUnlimited;
   Compression compression = Compression::Adaptive;
   DiskIo io = DiskIo::Auto;
+  // Free space at the end of the spill file is given back to the filesystem
+  // (ftruncate) once it reaches this many bytes (at most a quarter of
+  // capacity_bytes). Below that it stays allocated, so a spill at the tail
+  // overwrites blocks the file already has: growing the file again costs the
+  // filesystem a block allocation per write, which made O_DIRECT spills at
+  // the tail run at half speed on the reference machine. 0: truncate at once.
+  std::uint64_t tail_slack_bytes = std::uint64_t{64} << 20;
   // The filesystem seam; nullptr means IoEnv::posix(). Tests inject faults here.
   std::shared_ptr<IoEnv> env;
 };

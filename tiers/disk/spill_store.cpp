@@ -151,6 +151,7 @@ std::string default_parent() {
 SpillStore::SpillStore(const DiskOptions& options)
     : env_(options.env ? options.env : IoEnv::posix()),
       quota_(options.capacity_bytes),
+      tail_slack_(std::min(options.tail_slack_bytes, options.capacity_bytes / 4)),
       compression_(options.compression),
       extents_(options.capacity_bytes) {
   const std::string parent = options.directory.empty() ? default_parent() : options.directory;
@@ -462,6 +463,7 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
     detail::MutexLock lk(mu_);
     extent.bytes = extents_.shrink(extent.offset, extent.bytes, written);
     extent.direct = direct;
+    file_length_ = std::max(file_length_, extent.offset + extent.bytes);
     stored_bytes_ += info.stored_bytes;
     stored_by_offset_[extent.offset] = info.stored_bytes;
   }
@@ -758,17 +760,20 @@ void SpillStore::decode_lz4(const unsigned char* payload, const Header& h, std::
 
 void SpillStore::release(const SpillExtent& extent) {
   detail::MutexLock lk(mu_);
-  const std::uint64_t old_end = extents_.file_end();
   extents_.free(extent.offset, extent.bytes);
   if (auto it = stored_by_offset_.find(extent.offset); it != stored_by_offset_.end()) {
     stored_bytes_ -= it->second;
     stored_by_offset_.erase(it);
   }
   const std::uint64_t new_end = extents_.file_end();
-  // Give the free tail back to the filesystem. Under the lock, so that no
-  // extent allocated past new_end can be written before the truncation. A
-  // failed truncation only leaves the file longer than needed.
-  if (new_end < old_end) (void)env_->ftruncate(fd_, static_cast<off_t>(new_end));
+  // Give the free tail back to the filesystem once it is tail_slack_ or
+  // more. Under the lock, so that no extent allocated past new_end can be
+  // written before the truncation. A failed truncation only leaves the file
+  // longer than needed.
+  if (file_length_ > new_end && file_length_ - new_end >= std::max<std::uint64_t>(tail_slack_, 1)) {
+    (void)env_->ftruncate(fd_, static_cast<off_t>(new_end));
+    file_length_ = new_end;
+  }
 }
 
 SpillStoreStats SpillStore::stats() const {
@@ -778,7 +783,7 @@ SpillStoreStats SpillStore::stats() const {
   s.capacity_bytes = quota_;
   s.used_bytes = e.used_bytes;
   s.stored_bytes = stored_bytes_;
-  s.file_bytes = e.file_bytes;
+  s.file_bytes = std::max(e.file_bytes, file_length_);
   s.largest_free_bytes = e.largest_free_bytes;
   s.fragmentation = e.fragmentation;
   s.records = stored_by_offset_.size();

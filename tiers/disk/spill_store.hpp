@@ -17,7 +17,8 @@
 //                  when the file cannot be read, CorruptionError when the
 //                  header or payload checksum does not match.
 //   release(...)   returns an extent to the free list; free space at the end
-//                  of the file is truncated away.
+//                  of the file is truncated away once it reaches
+//                  DiskOptions::tail_slack_bytes.
 //
 // Record layout (little-endian), at the extent's offset:
 //   64-byte header: magic "SPILLWY1"(8) | version u16 | codec u8 | flags u8 |
@@ -202,6 +203,7 @@ class SpillStore {
   // all: later records are buffered.
   std::atomic<bool> direct_ok_{true};
   std::uint64_t quota_ = 0;
+  std::uint64_t tail_slack_ = 0;  // DiskOptions::tail_slack_bytes, capped at quota_ / 4
   Compression compression_;
   HashWorker hasher_;  // checksums large raw records beside the IO
   // Estimated raw write bandwidth in bytes/s (EWMA of measured writes),
@@ -213,6 +215,9 @@ class SpillStore {
   mutable detail::Mutex mu_;  // guards the members below
   ExtentAllocator extents_ SPILLWAY_GUARDED_BY(mu_);
   std::uint64_t stored_bytes_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  // How far the file reaches: the end of the furthest extent written since
+  // the last truncation (free extents inside it keep their blocks).
+  std::uint64_t file_length_ SPILLWAY_GUARDED_BY(mu_) = 0;
   std::unordered_map<std::uint64_t, std::uint64_t> stored_by_offset_ SPILLWAY_GUARDED_BY(mu_);
 };
 

@@ -602,27 +602,28 @@ void register_all() {
   auto tune_paired = [](benchmark::internal::Benchmark* b) {
     b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.5);
   };
+  // Calls add(name, codec, data) for each data kind and codec, name being
+  // <kind>/<codec>/<data>/<size>.
+  auto each_codec = [](const std::string& kind, const std::string& sz, auto&& add) {
+    for (Data data : {Data::Random, Data::Compressible}) {
+      for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
+        add(kind + "/" + codec_name(c) + "/" + data_name(data) + "/" + sz, c, data);
+      }
+    }
+  };
   for (std::size_t bytes : sizes) {
     const std::string sz = size_name(bytes);
     tune(benchmark::RegisterBenchmark(("raw_pwrite/" + sz).c_str(), BM_RawPwrite,
                                       RawWrite::Overwrite, bytes));
-    for (Data kind : {Data::Random, Data::Compressible}) {
-      for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
-        tune(benchmark::RegisterBenchmark(
-            ("spill/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
-            BM_Spill, c, kind, bytes, false, false));
-      }
-    }
+    each_codec("spill", sz, [&](const std::string& name, Compression c, Data d) {
+      tune(benchmark::RegisterBenchmark(name.c_str(), BM_Spill, c, d, bytes, false, false));
+    });
     tune(benchmark::RegisterBenchmark(("spill_tail/none/random/" + sz).c_str(), BM_Spill,
                                       Compression::None, Data::Random, bytes, true, false));
     tune(benchmark::RegisterBenchmark(("raw_pread/" + sz).c_str(), BM_RawPread, bytes, false));
-    for (Data kind : {Data::Random, Data::Compressible}) {
-      for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
-        tune(benchmark::RegisterBenchmark(
-            ("fetch/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
-            BM_Fetch, c, kind, bytes, false));
-      }
-    }
+    each_codec("fetch", sz, [&](const std::string& name, Compression c, Data d) {
+      tune(benchmark::RegisterBenchmark(name.c_str(), BM_Fetch, c, d, bytes, false));
+    });
     // O_DIRECT (DiskIo::Direct; what DiskIo::Auto, the default, picks for
     // records of 256 KiB and more where the filesystem supports it), each
     // iteration paired with a raw O_DIRECT pwrite/pread of the same bytes
@@ -630,23 +631,15 @@ void register_all() {
     // are for information: how far the device drifts.
     tune_direct(benchmark::RegisterBenchmark(("raw_pwrite_direct/" + sz).c_str(), BM_RawPwrite,
                                              RawWrite::Direct, bytes));
-    for (Data kind : {Data::Random, Data::Compressible}) {
-      for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
-        tune_paired(benchmark::RegisterBenchmark(
-            ("spill_direct/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
-            BM_Spill, c, kind, bytes, false, true));
-      }
-    }
+    each_codec("spill_direct", sz, [&](const std::string& name, Compression c, Data d) {
+      tune_paired(benchmark::RegisterBenchmark(name.c_str(), BM_Spill, c, d, bytes, false, true));
+    });
     tune_paired(benchmark::RegisterBenchmark(("spill_tail_direct/none/random/" + sz).c_str(), BM_Spill,
                                              Compression::None, Data::Random, bytes, true, true));
     tune_direct(benchmark::RegisterBenchmark(("raw_pread_direct/" + sz).c_str(), BM_RawPread, bytes, true));
-    for (Data kind : {Data::Random, Data::Compressible}) {
-      for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
-        tune_paired(benchmark::RegisterBenchmark(
-            ("fetch_direct/" + std::string(codec_name(c)) + "/" + data_name(kind) + "/" + sz).c_str(),
-            BM_Fetch, c, kind, bytes, true));
-      }
-    }
+    each_codec("fetch_direct", sz, [&](const std::string& name, Compression c, Data d) {
+      tune_paired(benchmark::RegisterBenchmark(name.c_str(), BM_Fetch, c, d, bytes, true));
+    });
     tune(benchmark::RegisterBenchmark(("raw_pwrite_truncated/" + sz).c_str(), BM_RawPwrite,
                                       RawWrite::Truncated, bytes));
     tune(benchmark::RegisterBenchmark(("raw_pwrite_fdatasync/" + sz).c_str(), BM_RawPwrite,

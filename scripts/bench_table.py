@@ -422,32 +422,26 @@ def main():
         return rows
 
     hdr_target = f"target (random: >= {SPILL_TARGET_RATIO:.0%}; compressible: > 100%)"
-    md.append("### Spill (host -> disk), O_DIRECT (the default for records of 256 KiB and more)")
-    md.append("")
-    md.append("Each O_DIRECT row's raw baseline ran in the same loop, taking turns with spillway "
-              "(`PairedRaw` in bench/spill_bench.cpp): this machine's virtual disk drifts by 2-3x "
-              "within seconds, and alternating puts both under the same conditions. The raw "
-              "operation reads into or writes from a pinned buffer of the same pool, because "
-              "O_DIRECT speed here depends on the memory (see the notes).")
-    md.append("")
-    md.append(table(["size", "data", "codec", "spill GB/s", "raw O_DIRECT pwrite GB/s", "ratio",
-                     "stored/raw", hdr_target], io_table("spill_direct", "raw_pwrite_direct")))
-    md.append("")
-    md.append("### Fetch (disk -> host), O_DIRECT")
-    md.append("")
-    md.append(table(["size", "data", "codec", "fetch GB/s", "raw O_DIRECT pread GB/s", "ratio",
-                     "stored/raw", hdr_target], io_table("fetch_direct", "raw_pread_direct")))
-    md.append("")
-    md.append("### Spill (host -> disk), buffered")
-    md.append("")
-    md.append(table(["size", "data", "codec", "spill GB/s", "raw pwrite GB/s", "ratio",
-                     "stored/raw", hdr_target], io_table("spill", "raw_pwrite")))
-    md.append("")
-    md.append("### Fetch (disk -> host), buffered")
-    md.append("")
-    md.append(table(["size", "data", "codec", "fetch GB/s", "raw pread GB/s", "ratio",
-                     "stored/raw", hdr_target], io_table("fetch", "raw_pread")))
-    md.append("")
+    paired_text = ("Each O_DIRECT row's raw baseline ran in the same loop, taking turns with spillway "
+                   "(`PairedRaw` in bench/spill_bench.cpp): this machine's virtual disk drifts by 2-3x "
+                   "within seconds, and alternating puts both under the same conditions. The raw "
+                   "operation reads into or writes from a pinned buffer of the same pool, because "
+                   "O_DIRECT speed here depends on the memory (see the notes).")
+    for title, kind, base_name, op, intro in [
+            ("Spill (host -> disk), O_DIRECT (the default for records of 256 KiB and more)",
+             "spill_direct", "raw_pwrite_direct", ("spill", "raw O_DIRECT pwrite"), paired_text),
+            ("Fetch (disk -> host), O_DIRECT", "fetch_direct", "raw_pread_direct",
+             ("fetch", "raw O_DIRECT pread"), None),
+            ("Spill (host -> disk), buffered", "spill", "raw_pwrite", ("spill", "raw pwrite"), None),
+            ("Fetch (disk -> host), buffered", "fetch", "raw_pread", ("fetch", "raw pread"), None)]:
+        md.append(f"### {title}")
+        md.append("")
+        if intro:
+            md.append(intro)
+            md.append("")
+        md.append(table(["size", "data", "codec", f"{op[0]} GB/s", f"{op[1]} GB/s", "ratio",
+                         "stored/raw", hdr_target], io_table(kind, base_name)))
+        md.append("")
 
     md.append("### Information: other write baselines")
     md.append("")

@@ -17,6 +17,16 @@ namespace spillway {
 
 namespace {
 
+// Repeats a system call interrupted by a signal.
+template <class Call>
+auto retry(Call call) {
+  decltype(call()) r;
+  do {
+    r = call();
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
 class PosixEnv final : public IoEnv {
  public:
   std::string make_private_dir(const std::string& parent) override {
@@ -75,35 +85,19 @@ class PosixEnv final : public IoEnv {
   int close(int fd) override { return ::close(fd); }
 
   ssize_t pwrite(int fd, const void* data, std::size_t n, off_t offset) override {
-    ssize_t r;
-    do {
-      r = ::pwrite(fd, data, n, offset);
-    } while (r < 0 && errno == EINTR);
-    return r;
+    return retry([&] { return ::pwrite(fd, data, n, offset); });
   }
 
   ssize_t pread(int fd, void* data, std::size_t n, off_t offset) override {
-    ssize_t r;
-    do {
-      r = ::pread(fd, data, n, offset);
-    } while (r < 0 && errno == EINTR);
-    return r;
+    return retry([&] { return ::pread(fd, data, n, offset); });
   }
 
   ssize_t preadv(int fd, const struct iovec* iov, int count, off_t offset) override {
-    ssize_t r;
-    do {
-      r = ::preadv(fd, iov, count, offset);
-    } while (r < 0 && errno == EINTR);
-    return r;
+    return retry([&] { return ::preadv(fd, iov, count, offset); });
   }
 
   ssize_t pwritev(int fd, const struct iovec* iov, int count, off_t offset) override {
-    ssize_t r;
-    do {
-      r = ::pwritev(fd, iov, count, offset);
-    } while (r < 0 && errno == EINTR);
-    return r;
+    return retry([&] { return ::pwritev(fd, iov, count, offset); });
   }
 
   int reopen_direct(int fd) override {
@@ -125,11 +119,7 @@ class PosixEnv final : public IoEnv {
   }
 
   int ftruncate(int fd, off_t length) override {
-    int r;
-    do {
-      r = ::ftruncate(fd, length);
-    } while (r < 0 && errno == EINTR);
-    return r;
+    return retry([&] { return ::ftruncate(fd, length); });
   }
 };
 

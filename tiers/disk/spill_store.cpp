@@ -197,11 +197,7 @@ bool SpillStore::direct_eligible(std::uint64_t raw_bytes) const {
 }
 
 std::uint64_t SpillStore::reservation_for(std::uint64_t raw_bytes) const {
-  if (!direct_eligible(raw_bytes)) return reservation_bytes(raw_bytes);
-  if (raw_bytes > ExtentAllocator::kMaxExtentBytes - kExtentBytes) {
-    return ExtentAllocator::round_up(raw_bytes);  // saturated: refused by reserve()
-  }
-  return kExtentBytes + ExtentAllocator::round_up(raw_bytes);
+  return record_span(raw_bytes, direct_io());
 }
 
 std::uint64_t SpillStore::record_span(std::uint64_t raw_bytes, bool direct) {
@@ -220,27 +216,13 @@ std::optional<SpillExtent> SpillStore::reserve(std::uint64_t raw_bytes) {
 }
 
 void SpillStore::write_all(const void* data, std::size_t n, std::uint64_t offset) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  while (n > 0) {
-    const ssize_t w = env_->pwrite(fd_, p, n, static_cast<off_t>(offset));
-    if (w < 0) throw IoError(errno, file_name_, offset, "write");
-    if (w == 0) throw IoError(EIO, file_name_, offset, "write (no progress)");
-    p += w;
-    n -= static_cast<std::size_t>(w);
-    offset += static_cast<std::uint64_t>(w);
-  }
+  struct iovec v{const_cast<void*>(data), n};
+  transfer(true, false, &v, 1, offset);
 }
 
 void SpillStore::read_all(void* data, std::size_t n, std::uint64_t offset) {
-  auto* p = static_cast<unsigned char*>(data);
-  while (n > 0) {
-    const ssize_t r = env_->pread(fd_, p, n, static_cast<off_t>(offset));
-    if (r < 0) throw IoError(errno, file_name_, offset, "read");
-    if (r == 0) throw IoError(EIO, file_name_, offset, "read (unexpected end of file)");
-    p += r;
-    n -= static_cast<std::size_t>(r);
-    offset += static_cast<std::uint64_t>(r);
-  }
+  struct iovec v{data, n};
+  transfer(false, false, &v, 1, offset);
 }
 
 void SpillStore::transfer(bool write, bool direct, struct iovec* iov, int count,
@@ -439,17 +421,7 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
       write_all(whole, bytes, extent.offset + kRecordHeaderBytes);
       h.payload_sum = job.digest();
     } else {
-      // Hash each slice just before writing it, while it is still in cache.
-      XXH3_state_t* state = hash_state();
-      XXH3_64bits_reset(state);
-      const std::size_t slice = io.slice_bytes();
-      for (std::size_t done = 0; done < bytes; done += slice) {
-        const std::size_t n = std::min(slice, bytes - done);
-        const void* src = io.source(done, n);
-        XXH3_64bits_update(state, src, n);
-        write_all(src, n, extent.offset + kRecordHeaderBytes + done);
-      }
-      h.payload_sum = XXH3_64bits_digest(state);
+      h.payload_sum = write_slices(io, bytes, extent.offset + kRecordHeaderBytes, false);
     }
     unsigned char header[kRecordHeaderBytes];
     encode_header(header, h);
@@ -513,6 +485,18 @@ void SpillStore::write_direct_raw(const SpillExtent& extent, RecordHeader& h, st
     transfer(true, true, all, 3, extent.offset);
     return;
   }
+  h.payload_sum = write_slices(io, bytes, base, true);
+  encode_header(block, h);
+  struct iovec v{block, kDirectAlign};
+  transfer(true, true, &v, 1, extent.offset);
+}
+
+// A raw payload slice by slice from `io` at file offset `base`, each slice
+// hashed just before it is written, while it is still in cache; returns the
+// payload's checksum. Direct: through O_DIRECT, a slice that is not whole
+// aligned blocks by way of the bounce buffer (zero-padded).
+std::uint64_t SpillStore::write_slices(SliceIo& io, std::size_t bytes, std::uint64_t base,
+                                       bool direct) {
   XXH3_state_t* state = hash_state();
   XXH3_64bits_reset(state);
   const std::size_t slice = io.slice_bytes();
@@ -521,18 +505,15 @@ void SpillStore::write_direct_raw(const SpillExtent& extent, RecordHeader& h, st
     const void* src = io.source(done, n);
     XXH3_64bits_update(state, src, n);
     struct iovec v{const_cast<void*>(src), n};
-    if (!aligned(src) || n % kDirectAlign != 0) {
+    if (direct && (!aligned(src) || n % kDirectAlign != 0)) {
       unsigned char* b = bounce(align_up(n));
       std::memcpy(b, src, n);
       std::memset(b + n, 0, align_up(n) - n);
       v = {b, align_up(n)};
     }
-    transfer(true, true, &v, 1, base + done);
+    transfer(true, direct, &v, 1, base + done);
   }
-  h.payload_sum = XXH3_64bits_digest(state);
-  encode_header(block, h);
-  struct iovec v{block, kDirectAlign};
-  transfer(true, true, &v, 1, extent.offset);
+  return XXH3_64bits_digest(state);
 }
 
 // Checks a record's header against what the caller expects of it; returns

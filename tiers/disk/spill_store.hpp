@@ -172,6 +172,7 @@ class SpillStore {
   SpillStoreStats stats() const;
 
  private:
+  // One range through the buffered descriptor (transfer() below).
   void write_all(const void* data, std::size_t n, std::uint64_t offset);
   void read_all(void* data, std::size_t n, std::uint64_t offset);
   // Transfers every byte of the ranges in `iov` at `offset`, through the
@@ -181,6 +182,7 @@ class SpillStore {
   void transfer(bool write, bool direct, struct iovec* iov, int count, std::uint64_t offset);
   bool direct_eligible(std::uint64_t raw_bytes) const;
   void write_direct_raw(const SpillExtent& extent, RecordHeader& h, std::size_t bytes, SliceIo& io);
+  std::uint64_t write_slices(SliceIo& io, std::size_t bytes, std::uint64_t base, bool direct);
   bool read_direct_whole(const SpillExtent& extent, std::uint64_t buffer_id, std::size_t bytes,
                          unsigned char* dst);
   RecordHeader check_header(const unsigned char* header, const SpillExtent& extent,

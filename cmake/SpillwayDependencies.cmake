@@ -3,6 +3,10 @@ find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# io_uring (Debian: liburing-dev): the disk tier keeps a record's payload
+# write in flight while it hashes; without a usable ring at run time
+# (seccomp, kernel.io_uring_disabled) it falls back to plain system calls.
+pkg_check_modules(LIBURING REQUIRED IMPORTED_TARGET liburing)
 # The graph executor: a host BLAS (OpenBLAS from Debian) and JSON node definitions.
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)

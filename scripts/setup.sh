@@ -10,6 +10,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates python3
   libboost-dev            # Boost.Interprocess (live stats in shared memory)
   liblz4-dev libxxhash-dev
+  liburing-dev            # io_uring: payload writes in flight while hashing
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libopenblas-dev         # the host BLAS
   libcli11-dev nlohmann-json3-dev

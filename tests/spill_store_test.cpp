@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
+#include <stdexcept>
 #include <thread>
 
 #include "test_util.hpp"
@@ -1035,6 +1037,130 @@ TEST(DirectIo, ShortDirectTransfersFinishAndRoundTrip) {
     store.read(*ext, 8, back.p, n);
     EXPECT_EQ(first_difference(back.p, data.data(), n), -1) << "cut " << cut;
   }
+}
+
+// PosixEnv keeps a write in flight while the caller works (io_uring) where
+// the kernel lets it; elsewhere it says ENOSYS having run nothing.
+TEST(PosixEnv, WriteDuringRunsTheWorkOnceWhileTheWriteIsInFlight) {
+  ScratchDir dir;
+  auto env = IoEnv::posix();
+  const int fd = env->open_unlinked_file(dir.path());
+  ASSERT_GE(fd, 0);
+  const std::size_t n = 3 * 4096 + 17;
+  const auto data = pattern(n, 40, false);
+  const auto more = pattern(100, 41, false);
+  struct iovec v[2] = {{const_cast<unsigned char*>(data.data()), 4096}, {const_cast<unsigned char*>(data.data()) + 4096, n - 4096}};
+  int runs = 0;
+  const ssize_t r = env->pwritev_during(fd, v, 2, 4096, [&] {
+    ++runs;
+    // Other calls on the environment may run meanwhile; another
+    // pwritev_during may not (ENOSYS, nothing run).
+    EXPECT_EQ(env->pwrite(fd, more.data(), more.size(), 0), static_cast<ssize_t>(more.size()));
+    struct iovec w{const_cast<unsigned char*>(more.data()), more.size()};
+    errno = 0;
+    EXPECT_EQ(env->pwritev_during(fd, &w, 1, 0, [] { ADD_FAILURE() << "nested work ran"; }), -1);
+    EXPECT_EQ(errno, ENOSYS);
+  });
+  if (r < 0 && errno == ENOSYS && runs == 0) {
+    env->close(fd);
+    GTEST_SKIP() << "no io_uring here (seccomp or kernel.io_uring_disabled): the disk tier uses plain system calls";
+  }
+  EXPECT_EQ(runs, 1);
+  ASSERT_EQ(r, static_cast<ssize_t>(n));
+  std::vector<unsigned char> back(n), head(more.size());
+  ASSERT_EQ(env->pread(fd, back.data(), n, 4096), static_cast<ssize_t>(n));
+  EXPECT_EQ(back, data);
+  ASSERT_EQ(env->pread(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  EXPECT_EQ(head, more);
+  // What the work throws comes out after the write has ended: the bytes are
+  // in the file when the exception arrives.
+  const auto second = pattern(n, 42, false);
+  struct iovec s2{const_cast<unsigned char*>(second.data()), n};
+  EXPECT_THROW(env->pwritev_during(fd, &s2, 1, 8 * 4096, [] { throw std::runtime_error("hash failed"); }),
+               std::runtime_error);
+  ASSERT_EQ(env->pread(fd, back.data(), n, 8 * 4096), static_cast<ssize_t>(n));
+  EXPECT_EQ(back, second);
+  // Errors of the write itself: -1 and errno, after the work ran.
+  runs = 0;
+  errno = 0;
+  EXPECT_EQ(env->pwritev_during(-1, &s2, 1, 0, [&] { ++runs; }), -1);
+  EXPECT_EQ(errno, EBADF);
+  EXPECT_EQ(runs, 1);
+  env->close(fd);
+}
+
+// An environment that overlaps nothing but implements pwritev_during (the
+// work, then the write), with faults on the write.
+class DuringEnv : public testing::FaultyEnv {
+ public:
+  std::atomic<int> calls{0};
+  std::atomic<int> fail_errno{0};  // the overlapped write fails with it
+  std::atomic<std::size_t> max_io{~std::size_t{0}};  // ... or writes at most this much
+  ssize_t pwritev_during(int fd, const struct iovec* iov, int count, off_t off,
+                         const std::function<void()>& meanwhile) override {
+    ++calls;
+    meanwhile();
+    if (const int err = fail_errno.load(); err != 0) {
+      errno = err;
+      return -1;
+    }
+    std::size_t left = max_io.load();
+    std::vector<struct iovec> cut;
+    for (int k = 0; k < count && left > 0; ++k) {
+      cut.push_back({iov[k].iov_base, std::min(iov[k].iov_len, left)});
+      left -= cut.back().iov_len;
+    }
+    return pwritev(fd, cut.data(), static_cast<int>(cut.size()), off);
+  }
+};
+
+TEST(DirectIo, OverlappedWritesFinishShortOrRefusedOnesAndReportErrors) {
+  ScratchDir dir;
+  const std::size_t n = (std::size_t{1} << 20) + 5;
+  const auto data = pattern(n, 43, false);
+  AlignedHost src(n, 0);
+  std::memcpy(src.p, data.data(), n);
+  struct Case {
+    int fail;
+    std::size_t max_io;
+  };
+  for (const Case c : {Case{0, ~std::size_t{0}}, Case{0, 3 * 4096}, Case{0, 1000}, Case{EINVAL, ~std::size_t{0}}}) {
+    auto env = std::make_shared<DuringEnv>();
+    env->fail_errno = c.fail;
+    env->max_io = c.max_io;
+    DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
+    o.env = env;
+    SpillStore store(o);
+    SKIP_WITHOUT_O_DIRECT(store);
+    auto ext = store.reserve(n);
+    store.write(*ext, 43, src.p, n);
+    EXPECT_EQ(env->calls.load(), 1);
+    EXPECT_TRUE(ext->direct);
+    AlignedHost back(n, 0);
+    store.read(*ext, 43, back.p, n);
+    EXPECT_EQ(first_difference(back.p, data.data(), n), -1) << "fail " << c.fail << " max_io " << c.max_io;
+  }
+  auto env = std::make_shared<DuringEnv>();
+  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
+  o.env = env;
+  SpillStore store(o);
+  auto ext = store.reserve(n);
+  env->fail_errno = ENOSPC;
+  try {
+    store.write(*ext, 44, src.p, n);
+    ADD_FAILURE() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_EQ(e.code().value(), ENOSPC);
+    EXPECT_EQ(e.offset, ext->offset + kDirectAlign) << "the payload's write failed";
+  }
+  env->fail_errno = 0;
+  env->write_errno = EIO;  // now the header block's write (inside the work) fails
+  EXPECT_THROW(store.write(*ext, 44, src.p, n), IoError);
+  env->write_errno = 0;
+  store.write(*ext, 44, src.p, n);
+  AlignedHost back(n, 0);
+  store.read(*ext, 44, back.p, n);
+  EXPECT_EQ(first_difference(back.p, data.data(), n), -1);
 }
 
 TEST(SpillStore, FreedTailStaysUntilItReachesTheSlack) {

@@ -18,6 +18,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -51,6 +52,22 @@ class IoEnv {
   }
   virtual ssize_t pwritev(int fd, const struct iovec* iov, int count, off_t offset) {
     return each_range(fd, iov, count, offset, true);
+  }
+  // pwritev() with the write in flight while `meanwhile` runs on the calling
+  // thread, so that the caller's work (hashing the bytes being written, say)
+  // overlaps the device's. meanwhile() runs exactly once, must not change
+  // the ranges being written, and may make other calls on this environment,
+  // except pwritev_during. Returns what pwritev returns, once both the
+  // write and meanwhile() have ended; what meanwhile() throws propagates
+  // after the write has ended. Where the environment cannot overlap the two
+  // it returns -1 with errno ENOSYS having run nothing: the default, so a
+  // wrapper that overrides only pwrite sees every byte; the caller then
+  // does the work and the write some other way.
+  virtual ssize_t pwritev_during(int fd, const struct iovec* iov, int count, off_t offset,
+                                 const std::function<void()>& meanwhile) {
+    (void)fd, (void)iov, (void)count, (void)offset, (void)meanwhile;
+    errno = ENOSYS;
+    return -1;
   }
   // A second descriptor for the file open as `fd`, with O_DIRECT: reads and
   // writes through it bypass the page cache and need 4 KiB-aligned memory,

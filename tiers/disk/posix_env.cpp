@@ -2,12 +2,14 @@
 // operating system. Files are created without a name (O_TMPFILE) where the
 // filesystem supports it, else created exclusively and unlinked at once.
 #include <fcntl.h>
+#include <liburing.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <exception>
 #include <random>
 #include <string>
 
@@ -24,6 +26,27 @@ auto retry(Call call) {
   do {
     r = call();
   } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+// One io_uring per thread that asks for one (the disk tier's IO workers),
+// created on first use; `usable` stays false where the kernel refuses rings
+// (seccomp filters in containers, kernel.io_uring_disabled), and the caller
+// then uses plain system calls.
+struct ThreadRing {
+  io_uring ring{};
+  bool usable = false;
+  bool busy = false;  // a write is in flight on it
+  ThreadRing() { usable = ::io_uring_queue_init(4, &ring, 0) == 0; }
+  ~ThreadRing() {
+    if (usable) ::io_uring_queue_exit(&ring);
+  }
+  ThreadRing(const ThreadRing&) = delete;
+  ThreadRing& operator=(const ThreadRing&) = delete;
+};
+
+ThreadRing& thread_ring() {
+  thread_local ThreadRing r;
   return r;
 }
 
@@ -98,6 +121,51 @@ class PosixEnv final : public IoEnv {
 
   ssize_t pwritev(int fd, const struct iovec* iov, int count, off_t offset) override {
     return retry([&] { return ::pwritev(fd, iov, count, offset); });
+  }
+
+  ssize_t pwritev_during(int fd, const struct iovec* iov, int count, off_t offset,
+                         const std::function<void()>& meanwhile) override {
+    ThreadRing& r = thread_ring();
+    io_uring_sqe* sqe = r.usable && !r.busy ? ::io_uring_get_sqe(&r.ring) : nullptr;
+    if (sqe == nullptr) {
+      errno = ENOSYS;
+      return -1;
+    }
+    ::io_uring_prep_writev(sqe, fd, iov, static_cast<unsigned>(count), static_cast<__u64>(offset));
+    if (::io_uring_submit(&r.ring) != 1) {
+      // Not submitted (the kernel refused the ring's call): the entry may
+      // still sit in the queue, so this ring is not used again.
+      r.usable = false;
+      errno = ENOSYS;
+      return -1;
+    }
+    r.busy = true;
+    std::exception_ptr error;
+    try {
+      meanwhile();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    // The memory being written belongs to the caller until the write ends:
+    // wait for it whatever meanwhile() did.
+    io_uring_cqe* cqe = nullptr;
+    int w;
+    do {
+      w = ::io_uring_wait_cqe(&r.ring, &cqe);
+    } while (w == -EINTR);
+    int res = w < 0 ? w : cqe->res;
+    if (w == 0) ::io_uring_cqe_seen(&r.ring, cqe);
+    else r.usable = false;  // no completion to be had: never trust this ring again
+    r.busy = false;
+    if (error) std::rethrow_exception(error);
+    if (res == -EINTR || res == -EAGAIN) {
+      return pwritev(fd, iov, count, offset);  // the same bytes once more, as a system call
+    }
+    if (res < 0) {
+      errno = -res;
+      return -1;
+    }
+    return res;
   }
 
   int reopen_direct(int fd) override {

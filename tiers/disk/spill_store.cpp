@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -62,6 +63,19 @@ using Header = RecordHeader;
 // (HashWorker) beside the IO: the device write dwarfs the wake-up, unlike
 // page-cache copies (HashWorker::kMinBytes).
 constexpr std::size_t kDirectHashMinBytes = std::size_t{1} << 20;
+
+// Drops the first n bytes of the ranges iov[0..count).
+void consume(struct iovec*& iov, int& count, std::size_t n) {
+  while (count > 0 && n >= iov->iov_len) {
+    n -= iov->iov_len;
+    ++iov;
+    --count;
+  }
+  if (n > 0) {
+    iov->iov_base = static_cast<char*>(iov->iov_base) + n;
+    iov->iov_len -= n;
+  }
+}
 
 constexpr std::size_t align_up(std::size_t n) { return (n + kDirectAlign - 1) & ~(kDirectAlign - 1); }
 bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kDirectAlign == 0; }
@@ -258,16 +272,7 @@ void SpillStore::transfer(bool write, bool direct, struct iovec* iov, int count,
                     write ? "write (no progress)" : "read (unexpected end of file)");
     }
     offset += static_cast<std::uint64_t>(r);
-    auto left = static_cast<std::size_t>(r);
-    while (count > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      ++iov;
-      --count;
-    }
-    if (left > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
+    consume(iov, count, static_cast<std::size_t>(r));
     skip_empty();
     // A short transfer that leaves the rest unaligned finishes buffered.
     if (direct && count > 0 &&
@@ -275,6 +280,26 @@ void SpillStore::transfer(bool write, bool direct, struct iovec* iov, int count,
       direct = false;
     }
   }
+}
+
+bool SpillStore::write_during(struct iovec* iov, int count, std::uint64_t offset,
+                              const std::function<void()>& meanwhile) {
+  if (direct_fd_ < 0) return false;
+  const ssize_t r = env_->pwritev_during(direct_fd_, iov, count, static_cast<off_t>(offset), meanwhile);
+  if (r < 0) {
+    const int err = errno;
+    if (err == ENOSYS) return false;  // nothing ran: the caller goes another way
+    if (err != EINVAL) throw IoError(err, file_name_, offset, "write");
+    transfer(true, true, iov, count, offset);  // refused: transfer() goes through the page cache
+    return true;
+  }
+  if (r == 0) throw IoError(EIO, file_name_, offset, "write (no progress)");
+  consume(iov, count, static_cast<std::size_t>(r));
+  if (count > 0) {  // short: the rest as transfer() would
+    const std::uint64_t at = offset + static_cast<std::uint64_t>(r);
+    transfer(true, at % kDirectAlign == 0 && aligned(iov->iov_base), iov, count, at);
+  }
+  return true;
 }
 
 bool SpillStore::should_compress(const void* data, std::size_t bytes) {
@@ -445,11 +470,13 @@ RecordInfo SpillStore::write(SpillExtent& extent, std::uint64_t buffer_id, std::
 
 // A raw record in the direct layout (header block, payload, zero-padded last
 // block). From 4 KiB-aligned host memory the payload's whole blocks go
-// straight to the file: with the helper hashing, the back part of the
-// payload is written first, then the header block and the front part
-// together (adjacent in the file), once the checksum is known; hashing
-// inline, the checksum first and then everything in one call. Other memory
-// goes slice by slice through a bounce buffer, the header block last.
+// straight to the file: with a write kept in flight (write_during), the
+// payload while this thread hashes it and then writes the header block;
+// else, with the helper hashing, the back part of the payload first, then
+// the header block and the front part together (adjacent in the file), once
+// the checksum is known; hashing inline, the checksum first and then
+// everything in one call. Other memory goes slice by slice through a bounce
+// buffer, the header block last.
 void SpillStore::write_direct_raw(const SpillExtent& extent, RecordHeader& h, std::size_t bytes,
                                   SliceIo& io) {
   const std::uint64_t base = extent.offset + kDirectAlign;
@@ -467,6 +494,19 @@ void SpillStore::write_direct_raw(const SpillExtent& extent, RecordHeader& h, st
     }
     const std::size_t last_len = tail > 0 ? kDirectAlign : 0;
     auto* body_ptr = const_cast<unsigned char*>(src);
+    // Where the environment keeps a write in flight (PosixEnv: io_uring):
+    // the payload goes out while this thread hashes it and then writes the
+    // header block beside it, both requests in flight together, no thread
+    // hand-off.
+    struct iovec payload[2] = {{body_ptr, body}, {last, last_len}};
+    if (write_during(payload, 2, base, [&] {
+          h.payload_sum = XXH3_64bits(whole, bytes);
+          encode_header(block, h);
+          struct iovec head{block, kDirectAlign};
+          transfer(true, true, &head, 1, extent.offset);
+        })) {
+      return;
+    }
     HashWorker::Job job;
     hasher_.start(job, whole, bytes, bytes, kDirectHashMinBytes);
     if (job) {

@@ -42,6 +42,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <sys/uio.h>
@@ -180,6 +181,12 @@ class SpillStore {
   // aligned) and while what is left stays aligned, else through the
   // buffered one (the kernel keeps the two coherent). Throws IoError.
   void transfer(bool write, bool direct, struct iovec* iov, int count, std::uint64_t offset);
+  // The ranges through the O_DIRECT descriptor while meanwhile() runs
+  // (IoEnv::pwritev_during), finishing a short or refused write as
+  // transfer() would. False, having run nothing, where the environment
+  // cannot keep a write in flight. Throws IoError.
+  bool write_during(struct iovec* iov, int count, std::uint64_t offset,
+                    const std::function<void()>& meanwhile);
   bool direct_eligible(std::uint64_t raw_bytes) const;
   void write_direct_raw(const SpillExtent& extent, RecordHeader& h, std::size_t bytes, SliceIo& io);
   std::uint64_t write_slices(SliceIo& io, std::size_t bytes, std::uint64_t base, bool direct);

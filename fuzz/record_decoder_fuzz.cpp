@@ -13,7 +13,9 @@
 // header declares), bit 4 the header checksum (last). Bit 5 reads the record
 // as the direct layout (header block of 4 KiB, payload at +4096; bit 0 then
 // also sets the layout flag), bit 6 into 4 KiB-aligned memory (the one-read
-// path of direct records).
+// path of direct records), bit 7 with the payload checksum in memory (the
+// extent carries the XXH3 of the raw-size bytes after the header block; bit 0
+// then also sets the header's flag for it).
 #include <xxhash.h>
 
 #include <cstdint>
@@ -49,13 +51,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                            static_cast<std::size_t>(data[3]) << 16) % ((1u << 20) + 1);
   std::vector<unsigned char> record(data + 4, data + size);
   const bool direct = (flags & 32) != 0;
+  const bool in_memory = (flags & 128) != 0;
   const std::size_t hdr = direct ? detail::kDirectAlign : detail::kRecordHeaderBytes;
   if (record.size() >= hdr) {
     unsigned char* h = record.data();
     if (flags & 1) {
       std::memcpy(h, "SPILLWY1", 8);
       put<std::uint16_t>(h + 8, 1);
-      h[11] = direct ? 1 : 0;
+      h[11] = static_cast<unsigned char>((direct ? 1 : 0) | (direct && in_memory ? 2 : 0));
     }
     if (flags & 2) put<std::uint64_t>(h + 16, kBufferId);
     if (flags & 4) put<std::uint64_t>(h + 24, raw);
@@ -81,7 +84,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     dst += (detail::kDirectAlign - at % detail::kDirectAlign) % detail::kDirectAlign;
   }
   try {
-    store.read(detail::SpillExtent{0, extent_bytes, direct}, kBufferId, dst, raw);
+    detail::SpillExtent extent{0, extent_bytes, direct};
+    if (in_memory) {
+      extent.sum_in_memory = true;
+      if (record.size() >= hdr + raw) extent.payload_sum = XXH3_64bits(record.data() + hdr, raw);
+    }
+    store.read(extent, kBufferId, dst, raw);
   } catch (const CorruptionError&) {
   } catch (const IoError&) {
   }

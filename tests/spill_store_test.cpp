@@ -198,6 +198,13 @@ class RecordingEnv : public testing::FaultyEnv {
   std::atomic<int> truncations{0};
   std::atomic<std::int64_t> last_truncate{-1};
   std::atomic<int> flip_at{-1};  // flip a bit at this byte of the next matching read
+  std::atomic<bool> overlap{false};  // implement pwritev_during (the work, then the write)
+  ssize_t pwritev_during(int fd, const struct iovec* iov, int count, off_t off,
+                         const std::function<void()>& meanwhile) override {
+    if (!overlap.load()) return FaultyEnv::pwritev_during(fd, iov, count, off, meanwhile);
+    meanwhile();
+    return pwritev(fd, iov, count, off);
+  }
   ssize_t pwrite(int fd, const void* d, std::size_t n, off_t off) override {
     return FaultyEnv::pwrite(fd, d, std::min(n, max_io.load()), off);
   }
@@ -905,31 +912,37 @@ TEST(DirectIo, LargeRecordsUseTheDirectLayoutFromAlignedAndUnalignedMemory) {
 
 TEST(DirectIo, FlipsInEveryPartOfADirectRecordAreCorruption) {
   ScratchDir dir;
-  auto env = std::make_shared<RecordingEnv>();
-  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
-  o.env = env;
-  SpillStore store(o);
-  SKIP_WITHOUT_O_DIRECT(store);
-  const std::size_t n = (std::size_t{2} << 20) + 5;  // a partial last block
-  const auto data = pattern(n, 21, false);
-  AlignedHost src(n, 0);
-  std::memcpy(src.p, data.data(), n);
-  auto ext = store.reserve(n);
-  store.write(*ext, 21, src.p, n);
-  ASSERT_TRUE(ext->direct);
-  // RecordingEnv flips byte `at` of every read it sees that is long enough:
-  // the header block (0, 40), the payload, the last block's payload bytes.
-  for (int at : {0, 40, 4095, 100000, 4096 + 4}) {
-    for (std::size_t back_shift : {std::size_t{0}, std::size_t{8}}) {
-      AlignedHost back(n, back_shift);
-      env->flip_at = at;
-      EXPECT_THROW(store.read(*ext, 21, back.p, n), CorruptionError) << "byte " << at << " shift " << back_shift;
+  for (bool overlap : {false, true}) {  // checksum in the header; in memory
+    auto env = std::make_shared<RecordingEnv>();
+    env->overlap = overlap;
+    DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
+    o.env = env;
+    SpillStore store(o);
+    SKIP_WITHOUT_O_DIRECT(store);
+    const std::size_t n = (std::size_t{2} << 20) + 5;  // a partial last block
+    const auto data = pattern(n, 21, false);
+    AlignedHost src(n, 0);
+    std::memcpy(src.p, data.data(), n);
+    auto ext = store.reserve(n);
+    store.write(*ext, 21, src.p, n);
+    ASSERT_TRUE(ext->direct);
+    EXPECT_EQ(ext->sum_in_memory, overlap);
+    // RecordingEnv flips byte `at` of every read it sees that is long
+    // enough: the header block (0, 40), the payload, the last block's
+    // payload bytes.
+    for (int at : {0, 40, 4095, 100000, 4096 + 4}) {
+      for (std::size_t back_shift : {std::size_t{0}, std::size_t{8}}) {
+        AlignedHost back(n, back_shift);
+        env->flip_at = at;
+        EXPECT_THROW(store.read(*ext, 21, back.p, n), CorruptionError)
+            << "byte " << at << " shift " << back_shift << " overlap " << overlap;
+      }
     }
+    env->flip_at = -1;
+    AlignedHost back(n, 0);
+    store.read(*ext, 21, back.p, n);
+    EXPECT_EQ(first_difference(back.p, data.data(), n), -1);
   }
-  env->flip_at = -1;
-  AlignedHost back(n, 0);
-  store.read(*ext, 21, back.p, n);
-  EXPECT_EQ(first_difference(back.p, data.data(), n), -1);
 }
 
 // An environment whose O_DIRECT descriptor does not exist, or refuses IO.
@@ -1136,6 +1149,7 @@ TEST(DirectIo, OverlappedWritesFinishShortOrRefusedOnesAndReportErrors) {
     store.write(*ext, 43, src.p, n);
     EXPECT_EQ(env->calls.load(), 1);
     EXPECT_TRUE(ext->direct);
+    EXPECT_TRUE(ext->sum_in_memory) << "hashed during the write: the checksum stays in memory";
     AlignedHost back(n, 0);
     store.read(*ext, 43, back.p, n);
     EXPECT_EQ(first_difference(back.p, data.data(), n), -1) << "fail " << c.fail << " max_io " << c.max_io;
@@ -1151,16 +1165,109 @@ TEST(DirectIo, OverlappedWritesFinishShortOrRefusedOnesAndReportErrors) {
     ADD_FAILURE() << "expected IoError";
   } catch (const IoError& e) {
     EXPECT_EQ(e.code().value(), ENOSPC);
-    EXPECT_EQ(e.offset, ext->offset + kDirectAlign) << "the payload's write failed";
+    EXPECT_EQ(e.offset, ext->offset) << "header block and payload go in one write";
   }
   env->fail_errno = 0;
-  env->write_errno = EIO;  // now the header block's write (inside the work) fails
+  env->write_errno = EIO;  // the pwrite underneath fails
   EXPECT_THROW(store.write(*ext, 44, src.p, n), IoError);
   env->write_errno = 0;
   store.write(*ext, 44, src.p, n);
   AlignedHost back(n, 0);
   store.read(*ext, 44, back.p, n);
   EXPECT_EQ(first_difference(back.p, data.data(), n), -1);
+}
+
+// Counts the vectored calls the store makes (each becomes one request to
+// the device) and can fail them; overlaps like DuringEnv.
+class VectorEnv : public testing::FaultyEnv {
+ public:
+  ssize_t pwritev_during(int fd, const struct iovec* iov, int count, off_t off,
+                         const std::function<void()>& meanwhile) override {
+    meanwhile();
+    return pwritev(fd, iov, count, off);
+  }
+  std::atomic<int> writev_calls{0}, readv_calls{0};
+  std::atomic<off_t> last_write_at{-1}, last_read_at{-1};
+  std::atomic<std::size_t> last_write_bytes{0};
+  std::atomic<int> fail_errno{0};
+  ssize_t pwritev(int fd, const struct iovec* iov, int count, off_t off) override {
+    ++writev_calls;
+    last_write_at = off;
+    std::size_t n = 0;
+    for (int k = 0; k < count; ++k) n += iov[k].iov_len;
+    last_write_bytes = n;
+    if (const int err = fail_errno.load(); err != 0) {
+      errno = err;
+      return -1;
+    }
+    return IoEnv::pwritev(fd, iov, count, off);
+  }
+  ssize_t preadv(int fd, const struct iovec* iov, int count, off_t off) override {
+    ++readv_calls;
+    last_read_at = off;
+    if (const int err = fail_errno.load(); err != 0) {
+      errno = err;
+      return -1;
+    }
+    return IoEnv::preadv(fd, iov, count, off);
+  }
+};
+
+TEST(DirectIo, ARawRecordInAlignedMemoryMovesInOneCallEachWay) {
+  ScratchDir dir;
+  auto env = std::make_shared<VectorEnv>();
+  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
+  o.env = env;
+  SpillStore store(o);
+  SKIP_WITHOUT_O_DIRECT(store);
+  for (std::size_t n : {std::size_t{kDirectIoMinBytes}, (std::size_t{4} << 20) + 5, std::size_t{4} << 20}) {
+    const auto data = pattern(n, n, false);
+    AlignedHost src(n, 0);
+    std::memcpy(src.p, data.data(), n);
+    auto ext = store.reserve(n);
+    env->writev_calls = 0;
+    store.write(*ext, 21, src.p, n);
+    EXPECT_EQ(env->writev_calls.load(), 1) << n << " bytes: header block and payload in one write";
+    EXPECT_EQ(env->last_write_at.load(), static_cast<off_t>(ext->offset));
+    EXPECT_EQ(env->last_write_bytes.load(), kDirectAlign + whole_blocks(n));
+    EXPECT_TRUE(ext->sum_in_memory);
+    EXPECT_EQ(ext->payload_sum, XXH3_64bits(data.data(), n));
+    AlignedHost back(n, 0);
+    env->readv_calls = 0;
+    store.read(*ext, 21, back.p, n);
+    EXPECT_EQ(env->readv_calls.load(), 1) << n << " bytes: header block and payload in one read";
+    EXPECT_EQ(env->last_read_at.load(), static_cast<off_t>(ext->offset));
+    EXPECT_EQ(first_difference(back.p, data.data(), n), -1);
+    // The checksum in memory is what the bytes are checked against.
+    SpillExtent wrong = *ext;
+    wrong.payload_sum ^= 1;
+    EXPECT_THROW(store.read(wrong, 21, back.p, n), CorruptionError);
+    AlignedHost unaligned(n, 8);  // header block first, then the payload slice by slice
+    EXPECT_THROW(store.read(wrong, 21, unaligned.p, n), CorruptionError);
+    SpillExtent forgot = *ext;
+    forgot.sum_in_memory = false;
+    EXPECT_THROW(store.read(forgot, 21, unaligned.p, n), CorruptionError) << "header flags say in memory";
+    store.read(*ext, 21, unaligned.p, n);
+    EXPECT_EQ(first_difference(unaligned.p, data.data(), n), -1);
+    // Failures of either request are IoErrors; the store stays usable.
+    env->fail_errno = EIO;
+    EXPECT_THROW(store.read(*ext, 21, back.p, n), IoError);
+    store.release(*ext);
+    ext = store.reserve(n);
+    env->fail_errno = ENOSPC;
+    try {
+      store.write(*ext, 22, src.p, n);
+      ADD_FAILURE() << "expected IoError";
+    } catch (const IoError& e) {
+      EXPECT_EQ(e.code().value(), ENOSPC);
+      EXPECT_EQ(e.offset, ext->offset);
+    }
+    env->fail_errno = 0;
+    store.write(*ext, 22, src.p, n);
+    store.read(*ext, 22, back.p, n);
+    EXPECT_EQ(first_difference(back.p, data.data(), n), -1);
+    store.release(*ext);
+  }
 }
 
 TEST(SpillStore, FreedTailStaysUntilItReachesTheSlack) {

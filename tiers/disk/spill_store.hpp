@@ -33,6 +33,14 @@
 //   memory. Used for records of kDirectIoMinBytes and more when the store has
 //   an O_DIRECT descriptor (DiskOptions::io); SpillExtent::direct says which
 //   layout a record has, and the header must agree.
+//   flags bit 1 (with bit 0, raw records only): the header's payload
+//   checksum field is 0 and the checksum is in memory, in
+//   SpillExtent::payload_sum. Such a record went out in one write call, header
+//   block and payload together, while the IO thread hashed the payload
+//   (IoEnv::pwritev_during); reading it, the header is checked as any other
+//   and the payload against the checksum in memory. Spill files never
+//   outlive the process that wrote them (unlinked at open), so the copy in
+//   memory is the one every reader has.
 //
 // Thread-safety: every method may be called concurrently; reads and writes
 // of different extents run in parallel (positional IO, no shared cursor).
@@ -82,6 +90,11 @@ struct SpillExtent {
   std::uint64_t offset = 0;  // in the spill file, multiple of kExtentBytes
   std::uint64_t bytes = 0;   // extent length, multiple of kExtentBytes
   bool direct = false;       // the record written into it has the direct layout
+  // A raw direct record written in one request while its payload was hashed
+  // (header flags bit 1): its payload checksum, kept here rather than in the
+  // header (SpillStore::write sets both).
+  bool sum_in_memory = false;
+  std::uint64_t payload_sum = 0;
 };
 
 struct RecordInfo {
@@ -188,7 +201,7 @@ class SpillStore {
   bool write_during(struct iovec* iov, int count, std::uint64_t offset,
                     const std::function<void()>& meanwhile);
   bool direct_eligible(std::uint64_t raw_bytes) const;
-  void write_direct_raw(const SpillExtent& extent, RecordHeader& h, std::size_t bytes, SliceIo& io);
+  void write_direct_raw(SpillExtent& extent, RecordHeader& h, std::size_t bytes, SliceIo& io);
   std::uint64_t write_slices(SliceIo& io, std::size_t bytes, std::uint64_t base, bool direct);
   bool read_direct_whole(const SpillExtent& extent, std::uint64_t buffer_id, std::size_t bytes,
                          unsigned char* dst);

@@ -180,6 +180,13 @@ ssize_t FaultInjector::pwrite(int fd, const void* data, std::size_t n, off_t off
   return w;
 }
 
+ssize_t FaultInjector::pwritev_during(int fd, const struct iovec* iov, int count, off_t offset,
+                                      const std::function<void()>& meanwhile) {
+  if ((next_random() & 1) != 0) return IoEnv::pwritev_during(fd, iov, count, offset, meanwhile);
+  meanwhile();
+  return IoEnv::pwritev(fd, iov, count, offset);  // range by range through pwrite
+}
+
 ssize_t FaultInjector::pread(int fd, void* data, std::size_t n, off_t offset) {
   maybe_sleep();
   if (draw(FaultKind::ReadEio)) {

@@ -130,6 +130,12 @@ class FaultInjector : public IoEnvWrapper {
 
   ssize_t pwrite(int fd, const void* data, std::size_t n, off_t offset) override;
   ssize_t pread(int fd, void* data, std::size_t n, off_t offset) override;
+  // Half the calls (at random) decline, so the disk tier takes its helper
+  // path; the other half run the caller's work and then write through
+  // pwrite above, faults and all, so records written with their checksum
+  // in memory meet the same faults as the others.
+  ssize_t pwritev_during(int fd, const struct iovec* iov, int count, off_t offset,
+                         const std::function<void()>& meanwhile) override;
 
   // Makes the Pools constructed while the returned guard lives take their
   // Simulated device arena from this injector (FaultyDeviceArena), through

@@ -58,8 +58,10 @@ class Worker {
   // A pin on `where`, bytes checked at pin and at release; a ReadWrite pin
   // writes the next version. hold_us: how long to keep it.
   void pin_op(Slot& s, Tier where, bool read_write, unsigned hold_us = 0);
-  void evict_op(Slot& s, Tier where);
-  void prefetch_op(Slot& s, Tier where);
+  void evict_op(Slot& s, Tier where) { move_op(s, where, true); }
+  void prefetch_op(Slot& s, Tier where) { move_op(s, where, false); }
+  // An evict (or a prefetch) of the slot's buffer; the next pin checks its bytes.
+  void move_op(Slot& s, Tier where, bool evict);
   // Frees the slot's buffer (if any) and allocates a fresh one of `size`,
   // then writes its first version.
   void realloc_op(Slot& s, std::size_t size);

@@ -184,34 +184,22 @@ void Worker::pin_op(Slot& s, Tier where, bool read_write, unsigned hold_us) {
   verify_release(s, p, where, data);
 }
 
-void Worker::evict_op(Slot& s, Tier where) {
+void Worker::move_op(Slot& s, Tier where, bool evict) {
   std::shared_lock lk(s.mu, std::try_to_lock);
   if (!lk) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
-  if (!s.buf || !d_.pool->tier_enabled(where)) return;
+  if (!s.buf || (evict && !d_.pool->tier_enabled(where))) return;
   const std::uint64_t id = s.buf.id();
   const auto start = Clock::now();
   try {
-    ScopedActivity act(activity_, OpKind::Evict, id, where, false, s.size);
-    s.buf.evict(where);
-    d_.evictions.fetch_add(1, std::memory_order_relaxed);
+    ScopedActivity act(activity_, evict ? OpKind::Evict : OpKind::Prefetch, id, where, false, s.size);
+    if (evict) {
+      s.buf.evict(where);
+    } else {
+      s.buf.prefetch(where);
+    }
+    (evict ? d_.evictions : d_.prefetches).fetch_add(1, std::memory_order_relaxed);
   } catch (...) {
-    on_error(&s, id, s.size, start, "evict");
-  }
-  note_op_time(start);
-}
-
-void Worker::prefetch_op(Slot& s, Tier where) {
-  std::shared_lock lk(s.mu, std::try_to_lock);
-  if (!lk) return void(d_.busy_skips.fetch_add(1, std::memory_order_relaxed));
-  if (!s.buf) return;
-  const std::uint64_t id = s.buf.id();
-  const auto start = Clock::now();
-  try {
-    ScopedActivity act(activity_, OpKind::Prefetch, id, where, false, s.size);
-    s.buf.prefetch(where);
-    d_.prefetches.fetch_add(1, std::memory_order_relaxed);
-  } catch (...) {
-    on_error(&s, id, s.size, start, "prefetch");
+    on_error(&s, id, s.size, start, evict ? "evict" : "prefetch");
   }
   note_op_time(start);
 }

@@ -19,28 +19,24 @@
 #include <string>
 
 #include "spillway/spillway.hpp"
+#include "stress/pattern.hpp"
 
 namespace spillway::testing {
 
-inline std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+using spillway::stress::mix64;  // the stress harness's word mixer (splitmix64)
 
 // Fills `n` bytes with a pattern determined by (key, version). When
 // `compressible` is set, the pattern repeats short runs (LZ4 shrinks it).
 inline void fill_pattern(void* p, std::size_t n, std::uint64_t key, std::uint64_t version,
                          bool compressible = false) {
   auto* b = static_cast<unsigned char*>(p);
-  const std::uint64_t seed = mix(key * 1000003 + version);
+  const std::uint64_t seed = mix64(key * 1000003 + version);
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const std::uint64_t w = compressible ? mix(seed + i / 64) & 0x0f0f0f0f0f0f0f0fULL : mix(seed + i);
+    const std::uint64_t w = compressible ? mix64(seed + i / 64) & 0x0f0f0f0f0f0f0f0fULL : mix64(seed + i);
     std::memcpy(b + i, &w, 8);
   }
-  const std::uint64_t tail = mix(seed + i);
+  const std::uint64_t tail = mix64(seed + i);
   for (std::size_t j = 0; i < n; ++i, ++j) b[i] = static_cast<unsigned char>(tail >> (8 * j));
 }
 

@@ -74,6 +74,7 @@ PoolStats numbered_stats() {
   s.live_buffers = n++;
   s.disk_stored_bytes = n++;
   s.disk_file_bytes = n++;
+  s.disk_overlapped_writes = n++;
   s.errors = {n, n + 1, n + 2, n + 3, n + 4};
   n += 5;
   for (auto& b : s.move_latency) b = n++;
@@ -112,6 +113,7 @@ void expect_same(const PoolStats& a, const PoolStats& b) {
   EXPECT_EQ(a.live_buffers, b.live_buffers);
   EXPECT_EQ(a.disk_stored_bytes, b.disk_stored_bytes);
   EXPECT_EQ(a.disk_file_bytes, b.disk_file_bytes);
+  EXPECT_EQ(a.disk_overlapped_writes, b.disk_overlapped_writes);
   EXPECT_EQ(a.errors.spill_write_failures, b.errors.spill_write_failures);
   EXPECT_EQ(a.errors.fetch_failures, b.errors.fetch_failures);
   EXPECT_EQ(a.errors.corruptions, b.errors.corruptions);

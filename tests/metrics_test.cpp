@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -61,6 +63,38 @@ TEST(Metrics, ExpositionPassesPromtool) {
   EXPECT_EQ(out, "") << "promtool lint findings";
 }
 
+// Records spilled from the host arena (4 KiB-aligned blocks of 256 KiB and
+// more) with O_DIRECT are written with the write in flight wherever the
+// kernel allows io_uring, and the stats count them.
+TEST(Metrics, OverlappedWritesAreCountedWhereIoUringWorks) {
+  bool overlaps = false;
+  struct iovec none{nullptr, 0};
+  (void)IoEnv::posix()->pwritev_during(-1, &none, 1, 0, [&] { overlaps = true; });
+  ScratchDir dir;
+  PoolOptions o = testing::small_options(dir.path(), 0, 4 << 20);
+  o.disk.io = DiskIo::Auto;
+  o.disk.compression = Compression::None;  // a raw record, the path that overlaps
+  Pool pool(o);
+  if (!pool.stats().disk_direct_io) GTEST_SKIP() << dir.path() << " has no O_DIRECT: large records are buffered";
+  Buffer b = pool.allocate(1 << 20, Tier::Host, "spilled");
+  {
+    Pin p = b.pin(Tier::Host, Access::ReadWrite);
+    testing::fill_pattern(p.data(), p.size(), 5, 0);
+  }
+  b.evict(Tier::Disk);
+  const PoolStats s = pool.stats();
+  EXPECT_EQ(s.disk_overlapped_writes, overlaps ? 1u : 0u)
+      << (overlaps ? "io_uring works here: the spill kept its write in flight"
+                   : "no io_uring here: the helper path, nothing counted");
+  EXPECT_NE(s.to_string().find("written with the write in flight"), std::string::npos) << s.to_string();
+  {
+    Pin p = b.pin(Tier::Host, Access::Read);
+    std::vector<unsigned char> want(p.size());
+    testing::fill_pattern(want.data(), want.size(), 5, 0);
+    EXPECT_EQ(std::memcmp(p.data(), want.data(), want.size()), 0);
+  }
+}
+
 TEST(Metrics, ExpositionSaysWhatStatsSays) {
   ScratchDir dir;
   Pool pool(testing::small_options(dir.path(), 1 << 20, 2 << 20));
@@ -73,6 +107,8 @@ TEST(Metrics, ExpositionSaysWhatStatsSays) {
   EXPECT_EQ(m.at(R"(spillway_moved_bytes_total{from="host",to="disk"})"), double(s.move(Tier::Host, Tier::Disk).bytes));
   EXPECT_EQ(m.at(R"(spillway_evictions_total{reason="pressure"})"), double(s.evictions[0]));
   EXPECT_EQ(m.at("spillway_pins_total"), double(s.pins));
+  EXPECT_EQ(m.at("spillway_disk_direct_io"), s.disk_direct_io ? 1.0 : 0.0);
+  EXPECT_EQ(m.at("spillway_disk_overlapped_writes_total"), double(s.disk_overlapped_writes));
   std::uint64_t moves = 0;
   for (const auto& row : s.moves)
     for (const auto& mv : row) moves += mv.moves;

@@ -64,6 +64,11 @@ struct PoolStats {
   std::uint64_t disk_stored_bytes = 0;  // bytes of records on disk after compression
   std::uint64_t disk_file_bytes = 0;    // current length of the spill file(s)
   bool disk_direct_io = false;          // large records move with O_DIRECT (DiskOptions::io)
+  // Records written with their write kept in flight while the IO thread
+  // hashed them (io_uring; header block and payload in one write). Stays 0
+  // where the kernel refuses io_uring (a container's seccomp filter,
+  // kernel.io_uring_disabled): large spills then take the helper-thread path.
+  std::uint64_t disk_overlapped_writes = 0;
   ErrorStats errors;
   // Completed moves by duration: move_latency[i] counts moves that took at
   // most kMoveLatencyBounds[i] (and more than the bound before); the last

@@ -1412,6 +1412,7 @@ PoolStats PoolCore::stats() const {
     s.disk_stored_bytes = ds.stored_bytes;
     s.disk_file_bytes = ds.file_bytes;
     s.disk_direct_io = ds.direct_io;
+    s.disk_overlapped_writes = ds.overlapped_writes;
     peak_bytes_[2] = std::max(peak_bytes_[2], ds.used_bytes);
   }
   for (int t = 0; t < kTierCount; ++t) {

@@ -69,6 +69,10 @@ std::string PoolStats::to_string() const {
                 static_cast<unsigned long long>(errors.out_of_memory),
                 static_cast<unsigned long long>(errors.timeouts));
   out += line;
+  std::snprintf(line, sizeof line, "disk: large records %s, %llu written with the write in flight (io_uring)\n",
+                disk_direct_io ? "with O_DIRECT" : "through the page cache",
+                static_cast<unsigned long long>(disk_overlapped_writes));
+  out += line;
   return out;
 }
 
@@ -186,6 +190,12 @@ std::string PoolStats::to_prometheus() const {
   e.sample("spillway_stall_seconds_total", "", num(stall_seconds));
   e.family("spillway_live_buffers", "gauge", "Buffers allocated and not yet freed.");
   e.sample("spillway_live_buffers", "", num(live_buffers));
+  e.family("spillway_disk_direct_io", "gauge",
+           "1 when large records move with O_DIRECT (DiskOptions::io), else 0.");
+  e.sample("spillway_disk_direct_io", "", num(disk_direct_io ? 1.0 : 0.0));
+  e.family("spillway_disk_overlapped_writes_total", "counter",
+           "Records written with the write in flight while hashed (io_uring); 0 where the kernel refuses io_uring.");
+  e.sample("spillway_disk_overlapped_writes_total", "", num(static_cast<double>(disk_overlapped_writes)));
   e.family("spillway_errors_total", "counter", "Errors by kind.");
   e.sample("spillway_errors_total", "kind=\"spill_write\"", num(errors.spill_write_failures));
   e.sample("spillway_errors_total", "kind=\"fetch\"", num(errors.fetch_failures));

@@ -30,7 +30,7 @@ constexpr std::size_t kPayloadWords = sizeof(LiveStatsPayload) / 8;
 // A field added to PoolStats (or TierStats, MoveStats, ErrorStats) changes
 // this: copy it in to_block/from_block, add it to LiveStatsPayload and bump
 // kLiveStatsVersion, then update the number.
-static_assert(sizeof(PoolStats) == 744, "PoolStats changed: update the live stats block");
+static_assert(sizeof(PoolStats) == 752, "PoolStats changed: update the live stats block");
 // How long a reader keeps retrying a block that is mid-update, or a segment
 // whose creator has not finished its header yet.
 constexpr std::chrono::milliseconds kReadPatience{1000};
@@ -166,6 +166,7 @@ void to_block(const PoolStats& s, LiveStatsPayload& out) {
   out.disk_stored_bytes = s.disk_stored_bytes;
   out.disk_file_bytes = s.disk_file_bytes;
   out.disk_direct_io = s.disk_direct_io ? 1 : 0;
+  out.disk_overlapped_writes = s.disk_overlapped_writes;
   out.spill_write_failures = s.errors.spill_write_failures;
   out.fetch_failures = s.errors.fetch_failures;
   out.corruptions = s.errors.corruptions;
@@ -205,6 +206,7 @@ PoolStats from_block(const LiveStatsPayload& in) {
   s.disk_stored_bytes = in.disk_stored_bytes;
   s.disk_file_bytes = in.disk_file_bytes;
   s.disk_direct_io = in.disk_direct_io != 0;
+  s.disk_overlapped_writes = in.disk_overlapped_writes;
   s.errors.spill_write_failures = in.spill_write_failures;
   s.errors.fetch_failures = in.fetch_failures;
   s.errors.corruptions = in.corruptions;

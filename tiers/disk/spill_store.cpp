@@ -511,6 +511,7 @@ void SpillStore::write_direct_raw(SpillExtent& extent, RecordHeader& h, std::siz
     std::uint64_t sum = 0;
     struct iovec one[3] = {{block, kDirectAlign}, {body_ptr, body}, {last, last_len}};
     if (write_during(one, 3, extent.offset, [&] { sum = XXH3_64bits(whole, bytes); })) {
+      overlapped_writes_.fetch_add(1, std::memory_order_relaxed);
       extent.payload_sum = sum;
       extent.sum_in_memory = true;
       return;
@@ -820,6 +821,7 @@ SpillStoreStats SpillStore::stats() const {
   s.fragmentation = e.fragmentation;
   s.records = stored_by_offset_.size();
   s.direct_io = direct_io();
+  s.overlapped_writes = overlapped_writes_.load(std::memory_order_relaxed);
   return s;
 }
 

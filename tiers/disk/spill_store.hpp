@@ -142,6 +142,7 @@ struct SpillStoreStats {
   double fragmentation = 0.0;           // over free extents inside the file
   std::uint64_t records = 0;
   bool direct_io = false;  // large records move with O_DIRECT
+  std::uint64_t overlapped_writes = 0;  // records written with the write kept in flight
 };
 
 class SpillStore {
@@ -231,6 +232,7 @@ class SpillStore {
   // Estimated raw write bandwidth in bytes/s (EWMA of measured writes),
   // starting from a guess a page-cache write easily beats.
   std::atomic<double> write_bandwidth_{1.0e9};
+  std::atomic<std::uint64_t> overlapped_writes_{0};
   // LZ4's measured compression speed in bytes/s (EWMA of samples; 0: none yet).
   std::atomic<double> lz4_speed_{0.0};
   std::atomic<std::uint64_t> adaptive_records_{0};

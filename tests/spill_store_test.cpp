@@ -865,6 +865,11 @@ struct AlignedHost {
   AlignedHost(std::size_t n, std::size_t shift)
       : base(static_cast<unsigned char*>(std::aligned_alloc(kDirectAlign, whole_blocks(n + shift) + kDirectAlign))),
         p(base + shift) {}
+  // A copy of `bytes` there.
+  explicit AlignedHost(const std::vector<unsigned char>& bytes, std::size_t shift = 0)
+      : AlignedHost(bytes.size(), shift) {
+    std::memcpy(p, bytes.data(), bytes.size());
+  }
   ~AlignedHost() { std::free(base); }
   AlignedHost(const AlignedHost&) = delete;
   AlignedHost& operator=(const AlignedHost&) = delete;
@@ -921,8 +926,7 @@ TEST(DirectIo, FlipsInEveryPartOfADirectRecordAreCorruption) {
     SKIP_WITHOUT_O_DIRECT(store);
     const std::size_t n = (std::size_t{2} << 20) + 5;  // a partial last block
     const auto data = pattern(n, 21, false);
-    AlignedHost src(n, 0);
-    std::memcpy(src.p, data.data(), n);
+    AlignedHost src(data);
     auto ext = store.reserve(n);
     store.write(*ext, 21, src.p, n);
     ASSERT_TRUE(ext->direct);
@@ -1013,8 +1017,7 @@ TEST(DirectIo, TransfersTheFilesystemRefusesGoThroughThePageCache) {
   SKIP_WITHOUT_O_DIRECT(store);
   const std::size_t n = (std::size_t{1} << 20) + 3;
   const auto data = pattern(n, 6, false);
-  AlignedHost src(n, 0);
-  std::memcpy(src.p, data.data(), n);
+  AlignedHost src(data);
   auto ext = store.reserve(n);
   store.write(*ext, 6, src.p, n);  // refused with EINVAL, written buffered
   EXPECT_GE(env->refused.load(), 1);
@@ -1041,8 +1044,7 @@ TEST(DirectIo, ShortDirectTransfersFinishAndRoundTrip) {
     SKIP_WITHOUT_O_DIRECT(store);
     const std::size_t n = (std::size_t{1} << 20) + 777;
     const auto data = pattern(n, 8, false);
-    AlignedHost src(n, 0);
-    std::memcpy(src.p, data.data(), n);
+    AlignedHost src(data);
     auto ext = store.reserve(n);
     store.write(*ext, 8, src.p, n);
     EXPECT_TRUE(ext->direct);
@@ -1131,8 +1133,7 @@ TEST(DirectIo, OverlappedWritesFinishShortOrRefusedOnesAndReportErrors) {
   ScratchDir dir;
   const std::size_t n = (std::size_t{1} << 20) + 5;
   const auto data = pattern(n, 43, false);
-  AlignedHost src(n, 0);
-  std::memcpy(src.p, data.data(), n);
+  AlignedHost src(data);
   struct Case {
     int fail;
     std::size_t max_io;
@@ -1222,8 +1223,7 @@ TEST(DirectIo, ARawRecordInAlignedMemoryMovesInOneCallEachWay) {
   SKIP_WITHOUT_O_DIRECT(store);
   for (std::size_t n : {std::size_t{kDirectIoMinBytes}, (std::size_t{4} << 20) + 5, std::size_t{4} << 20}) {
     const auto data = pattern(n, n, false);
-    AlignedHost src(n, 0);
-    std::memcpy(src.p, data.data(), n);
+    AlignedHost src(data);
     auto ext = store.reserve(n);
     env->writev_calls = 0;
     store.write(*ext, 21, src.p, n);

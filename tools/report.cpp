@@ -65,9 +65,12 @@ struct Move {
   std::uint64_t bytes;
 };
 
-std::vector<Move> moves_of(const json& events) {
+// Pairs each async move's begin ("b") with its end ("e"), by category
+// (spill, fetch) and id: on_begin(begin) for every begin, on_end(begin, end)
+// for every end that has one.
+template <class OnBegin, class OnEnd>
+void pair_moves(const json& events, OnBegin on_begin, OnEnd on_end) {
   std::map<std::pair<std::string, std::uint64_t>, const json*> open;
-  std::vector<Move> out;
   for (const auto& e : events) {
     const std::string ph = e.value("ph", "");
     if (ph != "b" && ph != "e") continue;
@@ -76,15 +79,24 @@ std::vector<Move> moves_of(const json& events) {
     const auto key = std::make_pair(cat, e.at("id").get<std::uint64_t>());
     if (ph == "b") {
       open[key] = &e;
+      on_begin(e);
       continue;
     }
     auto it = open.find(key);
     if (it == open.end()) continue;
-    const json& b = *it->second;
-    out.push_back(Move{cat == "spill", b.at("ts").get<double>(), e.at("ts").get<double>(),
-                       b.at("args").value("bytes", std::uint64_t{0})});
+    on_end(*it->second, e);
     open.erase(it);
   }
+}
+
+std::vector<Move> moves_of(const json& events) {
+  std::vector<Move> out;
+  pair_moves(
+      events, [](const json&) {},
+      [&](const json& b, const json& e) {
+        out.push_back(Move{b.value("cat", "") == "spill", b.at("ts").get<double>(), e.at("ts").get<double>(),
+                           b.at("args").value("bytes", std::uint64_t{0})});
+      });
   return out;
 }
 
@@ -100,7 +112,6 @@ TraceReport analyze_trace(const json& doc) {
   const json& events = events_of(doc);
   TraceReport r;
   std::map<std::pair<std::string, std::string>, RouteSummary> routes;
-  std::map<std::pair<std::string, std::uint64_t>, const json*> open;
   std::map<std::uint64_t, ThrashEntry> thrash;
   std::map<std::string, StallEntry> stalls;
   double first = 0, last = 0;
@@ -114,32 +125,7 @@ TraceReport analyze_trace(const json& doc) {
     if (!any || end > last) last = end;
     any = true;
     const std::string cat = e.value("cat", "");
-    if ((ph == "b" || ph == "e") && (cat == "spill" || cat == "fetch")) {
-      const auto key = std::make_pair(cat, e.at("id").get<std::uint64_t>());
-      if (ph == "b") {
-        open[key] = &e;
-        const auto& a = e.at("args");
-        if (e.value("flow_in", false)) {
-          ThrashEntry& t = thrash[a.at("buffer").get<std::uint64_t>()];
-          t.buffer = a.at("buffer").get<std::uint64_t>();
-          t.label = a.value("label", "");
-          t.bytes = a.value("bytes", std::uint64_t{0});
-          ++t.refetches;
-        }
-        continue;
-      }
-      auto it = open.find(key);
-      if (it == open.end()) continue;
-      const auto& a = it->second->at("args");
-      RouteSummary& rs = routes[{a.at("from").get<std::string>(), a.at("to").get<std::string>()}];
-      rs.from = a.at("from").get<std::string>();
-      rs.to = a.at("to").get<std::string>();
-      ++rs.moves;
-      if (!a.value("ok", true)) ++rs.failed;
-      rs.bytes += a.value("bytes", std::uint64_t{0});
-      rs.seconds += (ts - it->second->at("ts").get<double>()) / 1e6;
-      open.erase(it);
-    } else if (ph == "n" && cat == "evict") {
+    if (ph == "n" && cat == "evict") {
       ++r.clean_evictions;
     } else if (ph == "X" && cat == "pin_wait") {
       const std::string label = e.at("args").value("label", "");
@@ -153,6 +139,27 @@ TraceReport analyze_trace(const json& doc) {
       ++r.out_of_memory;
     }
   }
+  pair_moves(
+      events,
+      [&](const json& e) {
+        if (!e.value("flow_in", false)) return;  // thrash: the moves marked flow_in
+        const auto& a = e.at("args");
+        ThrashEntry& t = thrash[a.at("buffer").get<std::uint64_t>()];
+        t.buffer = a.at("buffer").get<std::uint64_t>();
+        t.label = a.value("label", "");
+        t.bytes = a.value("bytes", std::uint64_t{0});
+        ++t.refetches;
+      },
+      [&](const json& b, const json& e) {
+        const auto& a = b.at("args");
+        RouteSummary& rs = routes[{a.at("from").get<std::string>(), a.at("to").get<std::string>()}];
+        rs.from = a.at("from").get<std::string>();
+        rs.to = a.at("to").get<std::string>();
+        ++rs.moves;
+        if (!a.value("ok", true)) ++rs.failed;
+        rs.bytes += a.value("bytes", std::uint64_t{0});
+        rs.seconds += (e.value("ts", 0.0) - b.at("ts").get<double>()) / 1e6;
+      });
   r.span_seconds = any ? (last - first) / 1e6 : 0;
   for (auto& [k, v] : routes) r.routes.push_back(v);
   std::sort(r.routes.begin(), r.routes.end(), [](const auto& a, const auto& b) { return a.bytes > b.bytes; });

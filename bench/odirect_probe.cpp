@@ -46,37 +46,11 @@
 #include <string>
 #include <thread>
 
+#include "probe_util.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr std::size_t kMiB = std::size_t{1} << 20;
-constexpr std::size_t kHuge = 2 * kMiB;
-
-[[noreturn]] void die(const std::string& what) {
-  std::perror(what.c_str());
-  std::exit(1);
-}
-
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-int open_direct(const std::string& dir) {
-  std::string path = dir + "/odirect-probe-XXXXXX";
-  const int fd = ::mkstemp(path.data());
-  if (fd < 0) die("mkstemp in " + dir);
-  ::unlink(path.c_str());
-  if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_DIRECT) != 0) die("O_DIRECT on " + dir);
-  return fd;
-}
-
-void all(bool write, int fd, unsigned char* p, std::size_t n, off_t off) {
-  while (n > 0) {
-    const ssize_t r = write ? ::pwrite(fd, p, n, off) : ::pread(fd, p, n, off);
-    if (r <= 0) die(write ? "pwrite" : "pread");
-    p += r;
-    n -= static_cast<std::size_t>(r);
-    off += r;
-  }
-}
+using namespace spillway::probe;
 
 // A 2 MiB-aligned anonymous mapping with transparent huge pages asked for.
 unsigned char* huge_memory(std::size_t bytes) {
@@ -91,7 +65,7 @@ unsigned char* huge_memory(std::size_t bytes) {
 void memory_kinds(const std::string& dir) {
   const std::size_t n = 16 * kMiB;
   const int rounds = 6, ops = 30;
-  const int fd = open_direct(dir);
+  const int fd = open_direct(dir, "odirect-probe");
   unsigned char* huge = huge_memory(n);
   all(true, fd, huge, n, 0);
   for (int round = 0; round < rounds; ++round) {
@@ -120,8 +94,8 @@ void split_writes(const std::string& dir) {
   unsigned char* mem = huge_memory(64 * kMiB + kHuge);
   unsigned char* header = mem + 64 * kMiB;  // a 4 KiB block of its own
   for (bool two_files : {false, true}) {
-    const int raw_fd = open_direct(dir);
-    const int rec_fd = two_files ? open_direct(dir) : raw_fd;
+    const int raw_fd = open_direct(dir, "odirect-probe");
+    const int rec_fd = two_files ? open_direct(dir, "odirect-probe") : raw_fd;
     for (std::size_t n : {kMiB, 16 * kMiB, 64 * kMiB}) {
       all(true, raw_fd, mem, n + 4096, 0);
       if (two_files) all(true, rec_fd, mem, n + 4096, 0);
@@ -154,7 +128,7 @@ void split_writes(const std::string& dir) {
 }
 
 void verify_reads(const std::string& dir) {
-  const int fd = open_direct(dir);
+  const int fd = open_direct(dir, "odirect-probe");
   unsigned char* mem = huge_memory(16 * kMiB);
   all(true, fd, mem, 16 * kMiB, 0);
   // The helper sleeps while `go` is 0; 2 wakes it to spin (set as the
@@ -247,11 +221,7 @@ void verify_reads(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dir = argc > 1 ? argv[1] : "";
-  for (const char* var : {"SPILLWAY_SPILL_DIR", "TMPDIR"}) {
-    if (dir.empty() && std::getenv(var) != nullptr && *std::getenv(var) != '\0') dir = std::getenv(var);
-  }
-  if (dir.empty()) dir = "/var/tmp";
+  const std::string dir = spill_dir(argc > 1 ? argv[1] : "");
   std::printf("odirect_probe: directory %s\n", dir.c_str());
   memory_kinds(dir);
   split_writes(dir);

@@ -190,9 +190,12 @@ spillway::Buffer filled_buffer(spillway::Pool& pool, Data kind, std::size_t byte
 // absolute numbers do not.
 class PairedRaw {
  public:
-  // `memory`: `bytes` of host memory the raw operation writes from or reads
-  // into (a pinned buffer of the same pool: see the callers).
-  PairedRaw(benchmark::State& state, std::size_t bytes, bool write, void* memory);
+  // The raw operation writes from or reads into a pinned buffer of `pool`
+  // (its host arena), not malloc'd memory: on a virtual disk that takes at
+  // most 254 memory segments per request, O_DIRECT speed depends on how
+  // physically contiguous the pages are, so both sides use the same kind of
+  // memory.
+  PairedRaw(benchmark::State& state, spillway::Pool& pool, std::size_t bytes, bool write);
   ~PairedRaw();
   bool ok() const { return ok_; }
   void run(benchmark::State& state);  // one raw operation, timed
@@ -203,6 +206,8 @@ class PairedRaw {
 
  private:
   int fd_ = -1;
+  spillway::Buffer sibling_;
+  spillway::Pin pin_;  // of sibling_ (declared after it: released first)
   unsigned char* mem_;
   std::size_t bytes_;
   bool write_;
@@ -241,17 +246,9 @@ void BM_Spill(benchmark::State& state, Compression codec, Data kind, std::size_t
     anchor.evict(Tier::Disk);
     { spillway::Pin p = b.pin(Tier::Host, Access::ReadWrite); }
   }
-  // The raw operation's memory is a buffer of the same pool (its host
-  // arena), not malloc'd: on a virtual disk that takes at most 254 memory
-  // segments per request, O_DIRECT speed depends on how physically
-  // contiguous the pages are, so both sides use the same kind of memory.
   std::unique_ptr<PairedRaw> raw;
-  spillway::Buffer sibling;
-  spillway::Pin sibling_pin;
   if (direct) {
-    sibling = filled_buffer(pool, Data::Random, bytes);
-    sibling_pin = sibling.pin(Tier::Host, Access::ReadWrite);
-    raw = std::make_unique<PairedRaw>(state, bytes, true, sibling_pin.data());
+    raw = std::make_unique<PairedRaw>(state, pool, bytes, true);
     if (!raw->ok()) return;
   }
   const spillway::PoolStats before = pool.stats();
@@ -303,17 +300,9 @@ void BM_Fetch(benchmark::State& state, Compression codec, Data kind, std::size_t
     p.release();
     b.evict(Tier::Disk);
   }
-  // The raw operation's memory is a buffer of the same pool (its host
-  // arena), not malloc'd: on a virtual disk that takes at most 254 memory
-  // segments per request, O_DIRECT speed depends on how physically
-  // contiguous the pages are, so both sides use the same kind of memory.
   std::unique_ptr<PairedRaw> raw;
-  spillway::Buffer sibling;
-  spillway::Pin sibling_pin;
   if (direct) {
-    sibling = filled_buffer(pool, Data::Random, bytes);
-    sibling_pin = sibling.pin(Tier::Host, Access::ReadWrite);
-    raw = std::make_unique<PairedRaw>(state, bytes, false, sibling_pin.data());
+    raw = std::make_unique<PairedRaw>(state, pool, bytes, false);
     if (!raw->ok()) return;
   }
   const spillway::PoolStats before = pool.stats();
@@ -453,8 +442,12 @@ int paired_file(benchmark::State& state, std::size_t bytes) {
   return f->fd;
 }
 
-PairedRaw::PairedRaw(benchmark::State& state, std::size_t bytes, bool write, void* memory)
-    : mem_(static_cast<unsigned char*>(memory)), bytes_(bytes), write_(write) {
+PairedRaw::PairedRaw(benchmark::State& state, spillway::Pool& pool, std::size_t bytes, bool write)
+    : sibling_(filled_buffer(pool, Data::Random, bytes)),
+      pin_(sibling_.pin(Tier::Host, Access::ReadWrite)),
+      mem_(static_cast<unsigned char*>(pin_.data())),
+      bytes_(bytes),
+      write_(write) {
   fd_ = paired_file(state, bytes);
   ok_ = fd_ >= 0;
 }

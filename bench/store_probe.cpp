@@ -36,41 +36,10 @@
 #include <string>
 #include <vector>
 
+#include "probe_util.hpp"
 #include "tiers/disk/spill_store.hpp"
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-constexpr std::size_t kMiB = std::size_t{1} << 20;
-constexpr std::size_t kHuge = 2 * kMiB;
-
-[[noreturn]] void die(const std::string& what) {
-  std::perror(what.c_str());
-  std::exit(1);
-}
-
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-std::string spill_dir() {
-  for (const char* var : {"SPILLWAY_SPILL_DIR", "TMPDIR"}) {
-    const char* v = std::getenv(var);
-    if (v != nullptr && *v != '\0') return v;
-  }
-  return "/var/tmp";
-}
-
-void all(bool write, int fd, unsigned char* p, std::size_t n) {
-  off_t off = 0;
-  while (n > 0) {
-    const ssize_t r = write ? ::pwrite(fd, p, n, off) : ::pread(fd, p, n, off);
-    if (r <= 0) die(write ? "pwrite" : "pread");
-    p += r;
-    n -= static_cast<std::size_t>(r);
-    off += r;
-  }
-}
-
-}  // namespace
+using namespace spillway::probe;
 
 int main(int argc, char** argv) {
   std::vector<std::size_t> sizes;
@@ -117,11 +86,7 @@ int main(int argc, char** argv) {
     std::printf("store_probe: io_uring %s\n", ran ? "in use" : "refused here: both ways are the helper path");
   }
 
-  std::string path = dir + "/store-probe-XXXXXX";
-  const int fd = ::mkstemp(path.data());
-  if (fd < 0) die("mkstemp in " + dir);
-  ::unlink(path.c_str());
-  if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_DIRECT) != 0) die("O_DIRECT on " + dir);
+  const int fd = open_direct(dir, "store-probe");
 
   std::printf("store_probe: SpillStore records vs bare O_DIRECT calls, %s\n", dir.c_str());
   for (const std::size_t s : sizes) {

@@ -875,6 +875,13 @@ struct AlignedHost {
   AlignedHost& operator=(const AlignedHost&) = delete;
 };
 
+// Raw records, O_DIRECT where the filesystem has it, through `env`.
+DiskOptions direct_disk(const ScratchDir& dir, std::shared_ptr<IoEnv> env) {
+  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
+  o.env = std::move(env);
+  return o;
+}
+
 #define SKIP_WITHOUT_O_DIRECT(store)                                                          \
   if (!(store).direct_io())                                                                  \
   GTEST_SKIP() << "the filesystem of " << dir.path() << " has no O_DIRECT; the store is buffered"
@@ -920,9 +927,7 @@ TEST(DirectIo, FlipsInEveryPartOfADirectRecordAreCorruption) {
   for (bool overlap : {false, true}) {  // checksum in the header; in memory
     auto env = std::make_shared<RecordingEnv>();
     env->overlap = overlap;
-    DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
-    o.env = env;
-    SpillStore store(o);
+    SpillStore store(direct_disk(dir, env));
     SKIP_WITHOUT_O_DIRECT(store);
     const std::size_t n = (std::size_t{2} << 20) + 5;  // a partial last block
     const auto data = pattern(n, 21, false);
@@ -1011,9 +1016,7 @@ TEST(DirectIo, TransfersTheFilesystemRefusesGoThroughThePageCache) {
   ScratchDir dir;
   auto env = std::make_shared<NoDirectEnv>();
   env->refuse_open = false;
-  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
-  o.env = env;
-  SpillStore store(o);
+  SpillStore store(direct_disk(dir, env));
   SKIP_WITHOUT_O_DIRECT(store);
   const std::size_t n = (std::size_t{1} << 20) + 3;
   const auto data = pattern(n, 6, false);
@@ -1038,9 +1041,7 @@ TEST(DirectIo, ShortDirectTransfersFinishAndRoundTrip) {
   for (std::size_t cut : {std::size_t{1000}, std::size_t{3 * 4096}}) {  // unaligned, aligned
     auto env = std::make_shared<RecordingEnv>();
     env->max_io = cut;
-    DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
-    o.env = env;
-    SpillStore store(o);
+    SpillStore store(direct_disk(dir, env));
     SKIP_WITHOUT_O_DIRECT(store);
     const std::size_t n = (std::size_t{1} << 20) + 777;
     const auto data = pattern(n, 8, false);
@@ -1142,9 +1143,7 @@ TEST(DirectIo, OverlappedWritesFinishShortOrRefusedOnesAndReportErrors) {
     auto env = std::make_shared<DuringEnv>();
     env->fail_errno = c.fail;
     env->max_io = c.max_io;
-    DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
-    o.env = env;
-    SpillStore store(o);
+    SpillStore store(direct_disk(dir, env));
     SKIP_WITHOUT_O_DIRECT(store);
     auto ext = store.reserve(n);
     store.write(*ext, 43, src.p, n);
@@ -1156,9 +1155,7 @@ TEST(DirectIo, OverlappedWritesFinishShortOrRefusedOnesAndReportErrors) {
     EXPECT_EQ(first_difference(back.p, data.data(), n), -1) << "fail " << c.fail << " max_io " << c.max_io;
   }
   auto env = std::make_shared<DuringEnv>();
-  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
-  o.env = env;
-  SpillStore store(o);
+  SpillStore store(direct_disk(dir, env));
   auto ext = store.reserve(n);
   env->fail_errno = ENOSPC;
   try {
@@ -1217,9 +1214,7 @@ class VectorEnv : public testing::FaultyEnv {
 TEST(DirectIo, ARawRecordInAlignedMemoryMovesInOneCallEachWay) {
   ScratchDir dir;
   auto env = std::make_shared<VectorEnv>();
-  DiskOptions o = disk_in(dir.path(), Compression::None, DiskIo::Auto);
-  o.env = env;
-  SpillStore store(o);
+  SpillStore store(direct_disk(dir, env));
   SKIP_WITHOUT_O_DIRECT(store);
   for (std::size_t n : {std::size_t{kDirectIoMinBytes}, (std::size_t{4} << 20) + 5, std::size_t{4} << 20}) {
     const auto data = pattern(n, n, false);

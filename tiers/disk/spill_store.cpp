@@ -504,10 +504,10 @@ void SpillStore::write_direct_raw(SpillExtent& extent, RecordHeader& h, std::siz
     // written: hashing first, or writing the header in a request of its own
     // (which the device serves after the payload), each cost a 1 MiB record
     // about a quarter of its write time on the reference machine.
-    const RecordHeader plain = h;
-    h.flags |= kFlagSumInMemory;
-    h.payload_sum = 0;
-    encode_header(block, h);
+    RecordHeader in_memory = h;
+    in_memory.flags |= kFlagSumInMemory;
+    in_memory.payload_sum = 0;
+    encode_header(block, in_memory);
     std::uint64_t sum = 0;
     struct iovec one[3] = {{block, kDirectAlign}, {body_ptr, body}, {last, last_len}};
     if (write_during(one, 3, extent.offset, [&] { sum = XXH3_64bits(whole, bytes); })) {
@@ -516,8 +516,8 @@ void SpillStore::write_direct_raw(SpillExtent& extent, RecordHeader& h, std::siz
       extent.sum_in_memory = true;
       return;
     }
-    h = plain;
-    std::memset(block, 0, kDirectAlign);
+    // Nothing was written (write_during ran nothing): the header block is
+    // encoded again below, with the checksum in it.
     HashWorker::Job job;
     hasher_.start(job, whole, bytes, bytes, kDirectHashMinBytes);
     if (job) {
@@ -532,8 +532,7 @@ void SpillStore::write_direct_raw(SpillExtent& extent, RecordHeader& h, std::siz
     }
     h.payload_sum = XXH3_64bits(whole, bytes);
     encode_header(block, h);
-    struct iovec all[3] = {{block, kDirectAlign}, {body_ptr, body}, {last, last_len}};
-    transfer(true, true, all, 3, extent.offset);
+    transfer(true, true, one, 3, extent.offset);
     return;
   }
   h.payload_sum = write_slices(io, bytes, base, true);

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <random>
 
 #include "spillway/graph/graph.hpp"
+#include "src/graph/device_blas.hpp"
 #include "src/graph/kernels.hpp"
 #include "src/graph/session_growth.hpp"
 #include "test_util.hpp"
@@ -118,6 +120,43 @@ void check_gradients(Session& s, Output loss, const std::vector<std::pair<Output
           << "d loss / d " << name << "[" << i << "]";
     }
   }
+}
+
+bool cublas_mapped() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find("libcublas") != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Loading libcublas made every process that links spillway ~215 MB larger,
+// GPU or not; it is opened at first use instead.
+TEST_F(GraphTest, CublasIsOpenedAtFirstUseNotWhenTheProcessStarts) {
+  if (DeviceBlas::opened()) {
+    GTEST_SKIP() << "an earlier test in this process opened cuBLAS already (ctest runs each test in a "
+                    "process of its own)";
+  }
+  {
+    Pool pool(options());
+    Session s(pool);
+    const std::vector<float> v = {1, 2, 3, 4};
+    auto a = s.constant(Shape{{2, 2}}, v);
+    const auto out = s.run({s.matmul(a, a)}, {});
+    EXPECT_EQ(out.at(0).values(), (std::vector<float>{7, 10, 15, 22}));
+  }
+  EXPECT_FALSE(cublas_mapped()) << "libcublas is mapped though nothing asked for it";
+  const std::string problem = DeviceBlas::library_problem();
+#if defined(SPILLWAY_HAVE_CUDA)
+  // The toolkit this build was made with is on the library path.
+  EXPECT_EQ(problem, "");
+  EXPECT_TRUE(DeviceBlas::opened());
+  EXPECT_TRUE(cublas_mapped());
+#else
+  EXPECT_NE(problem.find("no CUDA backend"), std::string::npos) << problem;
+  EXPECT_FALSE(cublas_mapped());
+#endif
 }
 
 TEST_F(GraphTest, GradientsMatchFiniteDifferences) {

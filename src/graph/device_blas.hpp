@@ -18,6 +18,13 @@ class DeviceBlas {
   // A handle on device `ordinal`, or nullptr with *why saying why there is
   // none (no CUDA in this build, no usable device, cuBLAS failed to start).
   static std::unique_ptr<DeviceBlas> create(int ordinal, std::string* why);
+  // cuBLAS is opened (dlopen) at the first create() on a CUDA device, not
+  // when the process starts. library_problem() opens it if it is not yet
+  // open and returns why it cannot be used, or "" when it can; opened()
+  // says whether this process has tried yet. (Builds without CUDA: never
+  // opened, and the problem is that there is no CUDA backend.)
+  static std::string library_problem();
+  static bool opened();
   virtual ~DeviceBlas() = default;
 
   // c[m,n] = op(a)[m,k] * op(b)[k,n] over row-major float32 arrays in device

@@ -2,16 +2,69 @@
 // to a non-blocking stream of its own; each matmul is one cublasSgemm on that
 // stream followed by a wait for the stream, so the result is in place when
 // the executor unpins it.
+//
+// cuBLAS is opened with dlopen() the first time a session asks for it, not
+// linked: merely loading libcublas (and the libcublasLt it pulls in) made
+// every process that links spillway about 215 MB larger in resident memory,
+// GPU or not (docs/building.md). Only the handful of entry points below are
+// used; the headers give their types.
 #include "device_blas.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
+#include <atomic>
+#include <type_traits>
 #include <stdexcept>
+#include <string>
 
 namespace spillway::graph {
 
 namespace {
+
+// The cuBLAS entry points spillway calls, resolved once per process. The
+// library stays loaded until the process exits (a handle may outlive any
+// one session, and unloading CUDA libraries at exit is not safe).
+struct CublasApi {
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasDestroy_v2) destroy = nullptr;
+  decltype(&cublasSetStream_v2) set_stream = nullptr;
+  decltype(&cublasSgemm_v2) sgemm = nullptr;
+  decltype(&cublasGetStatusString) status_string = nullptr;
+  std::string error;  // why it could not be loaded; empty when it was
+
+  static const CublasApi& get() {
+    static const CublasApi api = load();
+    return api;
+  }
+  static inline std::atomic<bool> tried{false};
+
+ private:
+  static CublasApi load() {
+    tried.store(true);
+    CublasApi api;
+    // The soname of the major version the headers describe (libcublas.so.13
+    // for CUDA 13): the ABI these declarations match.
+    const std::string soname = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+    void* lib = ::dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      const char* e = ::dlerror();
+      api.error = "cannot load " + soname + ": " + (e != nullptr ? e : "unknown dlopen error");
+      return api;
+    }
+    auto sym = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+      if (fn == nullptr && api.error.empty()) api.error = soname + " has no symbol " + name;
+    };
+    sym(api.create, "cublasCreate_v2");
+    sym(api.destroy, "cublasDestroy_v2");
+    sym(api.set_stream, "cublasSetStream_v2");
+    sym(api.sgemm, "cublasSgemm_v2");
+    sym(api.status_string, "cublasGetStatusString");
+    return api;
+  }
+};
 
 void check(const char* call, cudaError_t err) {
   if (err != cudaSuccess) {
@@ -21,7 +74,8 @@ void check(const char* call, cudaError_t err) {
 
 void check(const char* call, cublasStatus_t st) {
   if (st != CUBLAS_STATUS_SUCCESS) {
-    throw std::runtime_error(std::string("spillway graph: ") + call + " failed: " + cublasGetStatusString(st));
+    throw std::runtime_error(std::string("spillway graph: ") + call + " failed: " +
+                             CublasApi::get().status_string(st));
   }
 }
 
@@ -35,18 +89,18 @@ int narrow(std::int64_t v, const char* what) {
 
 class CublasBlas final : public DeviceBlas {
  public:
-  explicit CublasBlas(int ordinal) : ordinal_(ordinal) {
+  CublasBlas(int ordinal, const CublasApi& api) : ordinal_(ordinal), api_(api) {
     check("cudaSetDevice", cudaSetDevice(ordinal_));
     check("cudaStreamCreateWithFlags", cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    const cublasStatus_t st = cublasCreate(&handle_);
+    const cublasStatus_t st = api_.create(&handle_);
     if (st != CUBLAS_STATUS_SUCCESS) {
       cudaStreamDestroy(stream_);
       check("cublasCreate", st);
     }
-    check("cublasSetStream", cublasSetStream(handle_, stream_));
+    check("cublasSetStream", api_.set_stream(handle_, stream_));
   }
   ~CublasBlas() override {
-    cublasDestroy(handle_);
+    api_.destroy(handle_);
     cudaStreamDestroy(stream_);
   }
 
@@ -61,13 +115,14 @@ class CublasBlas final : public DeviceBlas {
     const float one = 1.0f, zero = 0.0f;
     check("cudaSetDevice", cudaSetDevice(ordinal_));
     check("cublasSgemm",
-          cublasSgemm(handle_, transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+          api_.sgemm(handle_, transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                       ni, mi, ki, &one, b, ldb, a, lda, &zero, c, ni));
     check("cudaStreamSynchronize", cudaStreamSynchronize(stream_));
   }
 
  private:
   int ordinal_;
+  const CublasApi& api_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t handle_ = nullptr;
 };
@@ -83,12 +138,21 @@ std::unique_ptr<DeviceBlas> DeviceBlas::create(int ordinal, std::string* why) {
     }
     return nullptr;
   }
+  const CublasApi& api = CublasApi::get();
+  if (!api.error.empty()) {
+    if (why != nullptr) *why = api.error;
+    return nullptr;
+  }
   try {
-    return std::make_unique<CublasBlas>(ordinal);
+    return std::make_unique<CublasBlas>(ordinal, api);
   } catch (const std::exception& e) {
     if (why != nullptr) *why = e.what();
     return nullptr;
   }
 }
+
+std::string DeviceBlas::library_problem() { return CublasApi::get().error; }
+
+bool DeviceBlas::opened() { return CublasApi::tried.load(); }
 
 }  // namespace spillway::graph

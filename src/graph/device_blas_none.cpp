@@ -7,9 +7,13 @@
 namespace spillway::graph {
 
 std::unique_ptr<DeviceBlas> DeviceBlas::create(int, std::string* why) {
-  if (why != nullptr) *why = "this build of spillway has no CUDA backend, so no cuBLAS";
+  if (why != nullptr) *why = library_problem();
   return nullptr;
 }
+
+std::string DeviceBlas::library_problem() { return "this build of spillway has no CUDA backend, so no cuBLAS"; }
+
+bool DeviceBlas::opened() { return false; }
 
 }  // namespace spillway::graph
 

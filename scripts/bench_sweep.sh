@@ -6,8 +6,11 @@
 #     with next-use hints and prefetch (and LRU without hints' help, for
 #     comparison);
 #   - the same data in a file mmap()ed and left to the kernel's paging;
+#   - a hand-written reader (plain POSIX, O_DIRECT) that knows the order,
+#     verifying each block against its XXH3 as spillway does, and trusting;
 #   - the disk's cold sequential read bandwidth, for the transfer-bound
-#     lower bound (bytes that must move per pass / that bandwidth).
+#     lower bound (bytes that must move per pass / that bandwidth), into one
+#     reused block and into memory the size of the budget.
 # Each run is inside a memory cgroup limited to budget + SWEEP_SLACK (128 MiB
 # for the process itself), so the page cache — of the mmap()ed file and of
 # spillway's spill file alike — is held to the same budget. That needs root
@@ -54,7 +57,9 @@ run() {  # runs sweep_bench with its arguments inside the cgroup
   sh -c 'echo $$ >"$0/cgroup.procs"; exec "$@"' "$cg" "$bin" "$@" | tee -a "$out/sweep.jsonl"
 }
 common=(--dir "$dir" --working-set "$ws" --block 4M)
-run disk "${common[@]}"
+run disk "${common[@]}" --budget "$budget"
 run mmap "${common[@]}" --budget "$budget" --passes "$passes"
+run stream "${common[@]}" --budget "$budget" --passes "$passes" --verify 1
+run stream "${common[@]}" --budget "$budget" --passes "$passes" --verify 0
 run spillway "${common[@]}" --budget "$budget" --passes "$passes" --policy lookahead
 run spillway "${common[@]}" --budget "$budget" --passes "$passes" --policy lru

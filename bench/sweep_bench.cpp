@@ -66,6 +66,7 @@ struct Args {
   int io_threads = 2;
   int verify = 1;
   std::string policy = "lookahead";
+  std::string trace;  // spillway mode: a Perfetto trace of the run, when set
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -325,6 +326,7 @@ int run_spillway(const Args& a) {
   o.disk.compression = Compression::None;  // the data is incompressible
   o.policy = a.policy == "lru" ? EvictionPolicy::Lru : EvictionPolicy::Lookahead;
   o.io_threads = static_cast<unsigned>(a.io_threads);
+  o.trace_file = a.trace;
   Pool pool(o);
   const std::uint64_t n = a.working_set / a.block;
   std::vector<Buffer> bufs;
@@ -384,7 +386,7 @@ int run_spillway(const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   if (argc < 2) die("usage: sweep_bench disk|mmap|stream|spillway [--dir D] [--working-set B] [--budget B] [--block B] "
-                    "[--passes N] [--prefetch K] [--io-threads N] [--policy lookahead|lru] [--verify 0|1]");
+                    "[--passes N] [--prefetch K] [--io-threads N] [--policy lookahead|lru] [--verify 0|1] [--trace FILE]");
   a.mode = argv[1];
   const char* env_dir = std::getenv("SPILLWAY_SPILL_DIR");
   a.dir = env_dir != nullptr ? env_dir : "/var/tmp";
@@ -402,6 +404,7 @@ int main(int argc, char** argv) {
       else if (k == "--io-threads") a.io_threads = std::stoi(v);
       else if (k == "--policy") a.policy = v;
       else if (k == "--verify") a.verify = std::stoi(v);
+      else if (k == "--trace") a.trace = v;
       else die("unknown option " + k);
     }
     if (a.block == 0 || a.block % 4096 != 0 || a.working_set % a.block != 0) {

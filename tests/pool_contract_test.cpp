@@ -207,6 +207,41 @@ TEST_P(PoolContract, ProactiveSpillingKeepsTierUnderHighWatermark) {
   for (int i = 0; i < 3; ++i) expect_bytes(bufs[i], Tier::Host, 200 + i);
 }
 
+// A buffer with a clean copy below costs no write to evict, so proactive
+// spilling counts it as room and leaves it cached; only dirty buffers are
+// spilled ahead of need.
+TEST_P(PoolContract, ProactiveSpillingLeavesBuffersWithACleanCopyCached) {
+  pool_.reset();
+  options_.high_watermark = 0.3;
+  options_.low_watermark = 0.1;
+  pool_ = std::make_unique<Pool>(options_);
+  std::vector<Buffer> cached;
+  for (int i = 0; i < 2; ++i) {
+    cached.push_back(make(256 * 1024, Tier::Host, 220 + i));
+    cached.back().prefetch(Tier::Device);  // up to the device; the host copy stays, clean
+  }
+  pool_->quiesce();
+  PoolStats s = pool_->stats();
+  const auto proactive = [](const PoolStats& st) { return st.evictions[static_cast<int>(EvictionReason::Proactive)]; };
+  EXPECT_EQ(proactive(s), 0u) << "50% of the device is in use, all of it with a clean copy below";
+  for (auto& b : cached) EXPECT_EQ(b.tier(), Tier::Device);
+  std::vector<Buffer> dirty;
+  for (int i = 0; i < 2; ++i) dirty.push_back(make(192 * 1024, Tier::Device, 230 + i));  // 37.5% dirty
+  pool_->quiesce();
+  s = pool_->stats();
+  EXPECT_GE(proactive(s), 1u);
+  for (auto& b : cached) EXPECT_EQ(b.tier(), Tier::Device) << "buffer " << b.id() << " was spilled though clean";
+  EXPECT_TRUE(dirty[0].tier() != Tier::Device || dirty[1].tier() != Tier::Device);
+  // Every proactive eviction wrote one dirty buffer (off the device, then
+  // off the host, which has watermarks of its own).
+  EXPECT_EQ(s.move(Tier::Device, Tier::Host).bytes + s.move(Tier::Device, Tier::Disk).bytes +
+                s.move(Tier::Host, Tier::Disk).bytes,
+            proactive(s) * 192 * 1024)
+      << "only the dirty buffers were written";
+  for (int i = 0; i < 2; ++i) expect_bytes(cached[i], Tier::Device, 220 + i);
+  for (int i = 0; i < 2; ++i) expect_bytes(dirty[i], Tier::Host, 230 + i);
+}
+
 // A request that fits in the free total but in no single extent evicts more.
 TEST_P(PoolContract, FragmentedTierEvictsUntilAnExtentFits) {
   pool_.reset();

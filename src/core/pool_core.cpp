@@ -255,7 +255,12 @@ std::uint64_t PoolCore::tier_capacity(Tier t) const {
 void PoolCore::link(BufferRecord* r) {
   if (r->moving || r->dead || closed_) return;
   if (r->pins == 0 && r->size > 0 && r->primary != Tier::Disk) {
-    primary_lists_[tier_index(r->primary)].push_back(r);
+    const int ti = tier_index(r->primary);
+    primary_lists_[ti].push_back(r);
+    if (r->backed_on < 0 && r->clean_below()) {
+      r->backed_on = static_cast<std::int8_t>(ti);
+      backed_bytes_[ti] += r->footprint;
+    }
   }
   if (r->copy_fence) return;  // a device copy may still read the host copy
   for (Tier t : {Tier::Host, Tier::Disk}) {
@@ -267,6 +272,14 @@ void PoolCore::unlink(BufferRecord* r) {
   for (int t = 0; t < kTierCount; ++t) {
     primary_lists_[t].remove(r);
     clean_lists_[t].remove(r);
+  }
+  uncount_backed(r);
+}
+
+void PoolCore::uncount_backed(BufferRecord* r) {
+  if (r->backed_on >= 0) {
+    backed_bytes_[r->backed_on] -= r->footprint;
+    r->backed_on = -1;
   }
 }
 
@@ -285,6 +298,7 @@ void PoolCore::drop_clean(BufferRecord* r, Tier t) {
     r->block[tier_index(t)] = nullptr;
     clean_bytes_[tier_index(t)] -= r->footprint;
   }
+  if (!r->clean_below()) uncount_backed(r);
 }
 
 void* PoolCore::try_block(Tier t, std::size_t bytes) {
@@ -399,9 +413,16 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
   // without trying; the scan is bounded so the lock is not held for long.
   std::uint64_t smallest_failed = std::numeric_limits<std::uint64_t>::max();
   int examined = 0;
+  // Proactive spilling leaves buffers with a clean copy below alone (see
+  // maybe_proactive): only writes are worth starting ahead of need.
+  const bool dirty_only = reason == EvictionReason::Proactive;
   BufferRecord* v = primary_lists_[ti].front();
   while (v != nullptr && pending_out_[ti] + freed < want && ++examined <= kMaxVictimScan) {
     BufferRecord* next = RecordList::next(v, kPrimaryList, ti);
+    if (dirty_only && v->clean_below()) {
+      v = next;
+      continue;
+    }
     if (options_.policy == EvictionPolicy::Lookahead) {
       // Among the oldest few, the farthest next use first, weighed by what
       // the eviction costs: a victim with a clean copy below costs one copy
@@ -419,15 +440,14 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
       auto score = [nearest](const BufferRecord* r) {
         if (r->fresh) return 0.0;
         if (r->next_use == kNoHint) return std::numeric_limits<double>::infinity();
-        const bool clean = r->has_clean(Tier::Host) || r->has_clean(Tier::Disk);
+        const bool clean = r->clean_below();
         return static_cast<double>(r->next_use - nearest + 1) * (clean ? 2.0 : 1.0);
       };
       BufferRecord* best = v;
       double best_score = score(v);
       c = RecordList::next(v, kPrimaryList, ti);
       for (int i = 1; i < kLookaheadWindow && c != nullptr; ++i) {
-        const bool movable = c->footprint < smallest_failed || c->has_clean(Tier::Host) ||
-                             c->has_clean(Tier::Disk);
+        const bool movable = dirty_only ? !c->clean_below() : c->footprint < smallest_failed || c->clean_below();
         const double sc = score(c);
         if (movable && sc > best_score) {
           best = c;
@@ -440,7 +460,7 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
     }
     const std::uint64_t footprint = v->footprint;
     const std::uint64_t pending_before = pending_out_[ti];
-    const bool clean_below = v->has_clean(Tier::Host) || v->has_clean(Tier::Disk);
+    const bool clean_below = v->clean_below();
     if (!clean_below && footprint >= smallest_failed) {
       v = next;
       continue;
@@ -460,8 +480,11 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
 
 void PoolCore::maybe_proactive(Tier t) {
   if (t == Tier::Disk || arena(t) == nullptr || options_.high_watermark >= 1.0 || closed_) return;
+  // Proactive spilling writes dirty buffers ahead of need. Primaries with a
+  // clean copy below need no write to go (evict_one drops them at once when
+  // room is wanted), so they count as room and stay cached until then.
   const double cap = static_cast<double>(arena(t)->capacity());
-  const auto used = static_cast<double>(arena(t)->used());
+  const auto used = static_cast<double>(arena(t)->used()) - static_cast<double>(backed_bytes_[tier_index(t)]);
   if (used - static_cast<double>(pending_out_[tier_index(t)]) <= options_.high_watermark * cap) return;
   const auto want = static_cast<std::uint64_t>(used - options_.low_watermark * cap);
   start_evictions(t, want, EvictionReason::Proactive);
@@ -932,6 +955,7 @@ void PoolCore::grant_pin(BufferRecord* r, Access access) {
   r->fresh = false;
   if (r->pins++ == 0) {
     primary_lists_[tier_index(r->primary)].remove(r);
+    uncount_backed(r);  // pinned: not evictable, so not room either
     pinned_bytes_[tier_index(r->primary)] += r->footprint;
     r->pinned_block = r->primary == Tier::Disk ? nullptr : r->block[tier_index(r->primary)];
   }

@@ -115,6 +115,9 @@ struct BufferRecord {
   // that the proactive spill an allocation may start does not pick the very
   // buffer just allocated.
   bool fresh = true;
+  // The tier whose backed_bytes_ counts this record (it is in that tier's
+  // eviction list with a clean copy below), or -1.
+  std::int8_t backed_on = -1;
   // The label's id in the current trace recorder (interned on first use).
   mutable std::uint32_t trace_label = 0;
   mutable std::uint64_t trace_label_generation = 0;
@@ -124,6 +127,8 @@ struct BufferRecord {
     return t == Tier::Disk ? on_disk : block[tier_index(t)] != nullptr;
   }
   bool has_clean(Tier t) const { return t != primary && has_copy(t); }
+  // A clean copy below the primary: evicting it writes nothing.
+  bool clean_below() const { return has_clean(Tier::Host) || has_clean(Tier::Disk); }
 };
 
 // One move's outcome, shared by the worker and the thread that waits on it.
@@ -219,6 +224,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void* try_block(Tier t, std::size_t bytes) SPILLWAY_REQUIRES(mu_);
   std::optional<SpillExtent> try_extent(std::size_t bytes) SPILLWAY_REQUIRES(mu_);
   void drop_clean(BufferRecord* r, Tier t) SPILLWAY_REQUIRES(mu_);
+  // Takes r out of backed_bytes_ (if it was counted there).
+  void uncount_backed(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
   void release_later(const SpillExtent& e) SPILLWAY_REQUIRES(mu_) { deferred_release_.push_back(e); }
   void release_deferred(Lock& lk) SPILLWAY_REQUIRES(mu_);
 
@@ -333,6 +340,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // Statistics (under mu_).
   std::array<std::uint64_t, kTierCount> clean_bytes_ SPILLWAY_GUARDED_BY(mu_){};
+  // Footprints of the evictable primaries on each tier that have a clean
+  // copy below (BufferRecord::backed_on): room the tier can have back at
+  // once, with no write, so proactive spilling leaves them where they are.
+  std::array<std::uint64_t, kTierCount> backed_bytes_ SPILLWAY_GUARDED_BY(mu_){};
   std::array<std::uint64_t, kTierCount> pinned_bytes_ SPILLWAY_GUARDED_BY(mu_){};
   mutable std::array<std::uint64_t, kTierCount> peak_bytes_ SPILLWAY_GUARDED_BY(mu_){};
   std::array<std::uint64_t, kTierCount> buffers_ SPILLWAY_GUARDED_BY(mu_){};

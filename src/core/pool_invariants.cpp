@@ -62,6 +62,7 @@ std::vector<std::string> PoolCore::check_invariants() const {
   std::array<std::uint64_t, kTierCount> held{};     // bytes records hold per tier
   std::array<std::uint64_t, kTierCount> clean{};    // of which clean copies
   std::array<std::uint64_t, kTierCount> pinned{};   // footprints of pinned primaries
+  std::array<std::uint64_t, kTierCount> backed{};   // evictable primaries with a clean copy below
   std::array<std::uint64_t, kTierCount> buffers{};  // primaries per tier
   std::array<std::vector<Span>, kTierCount> spans;
   std::uint64_t moving = 0;
@@ -123,10 +124,18 @@ std::vector<std::string> PoolCore::check_invariants() const {
       bad(r, "was freed by its owner but still holds storage (neither pinned nor moving)");
     }
     if (r.stale_clean && !r.copy_fence) bad(r, "has stale clean copies but no copy in flight");
-    // Eviction lists: only unpinned, settled records, on the tier they name.
+    // Eviction lists: only unpinned, settled records, on the tier they name;
+    // those with a clean copy below counted as room (backed_bytes_).
+    bool listed = false;
     for (int t = 0; t < kTierCount; ++t) {
       const Tier tt = static_cast<Tier>(t);
       if (r.hooks[kPrimaryList][t].linked) {
+        listed = true;
+        if (r.clean_below() != (r.backed_on == t)) {
+          bad(r, r.clean_below() ? "has a clean copy below but is not counted in backed_bytes"
+                                 : "is counted in backed_bytes without a clean copy below");
+        }
+        if (r.backed_on == t) backed[t] += r.footprint;
         if (r.moving || r.pins > 0 || r.dead) bad(r, "is in an eviction list while pinned, moving or freed");
         if (t != p) {
           bad(r, "is in the " + std::string(tier_name(tt)) + " eviction list but its primary is on the " +
@@ -137,6 +146,7 @@ std::vector<std::string> PoolCore::check_invariants() const {
         bad(r, "is in the " + std::string(tier_name(tt)) + " clean list without a settled clean copy there");
       }
     }
+    if (!listed && r.backed_on >= 0) bad(r, "is counted in backed_bytes but in no eviction list");
   }
 
   // Extents released by the pool but not yet given back to the store.
@@ -187,6 +197,10 @@ std::vector<std::string> PoolCore::check_invariants() const {
     if (pinned_bytes_[t] != pinned[t]) {
       out.push_back(name + " tier: pinned_bytes is " + std::to_string(pinned_bytes_[t]) +
                     ", the pinned buffers add up to " + std::to_string(pinned[t]));
+    }
+    if (backed_bytes_[t] != backed[t]) {
+      out.push_back(name + " tier: backed_bytes is " + std::to_string(backed_bytes_[t]) +
+                    ", the evictable buffers with a clean copy below add up to " + std::to_string(backed[t]));
     }
     if (buffers_[t] != buffers[t]) {
       out.push_back(name + " tier: the buffer count is " + std::to_string(buffers_[t]) + ", " +

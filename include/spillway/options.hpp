@@ -116,7 +116,9 @@ struct PoolOptions {
   unsigned io_threads = 2;
   // Proactive spilling band: when a tier's use passes high_watermark x
   // capacity, a background worker spills LRU buffers down until it is back
-  // under low_watermark. Set high_watermark to 1.0 to turn it off.
+  // under low_watermark. Buffers with a clean copy on a slower tier count as
+  // free room (they can go at once, without a write) and are not spilled
+  // ahead of need. Set high_watermark to 1.0 to turn it off.
   double high_watermark = 0.90;
   double low_watermark = 0.75;
   // How long allocate/pin may wait for pins to be released before throwing

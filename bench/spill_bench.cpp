@@ -30,8 +30,10 @@
 //   component/...                 information, to account for the gap: the
 //                                 library's XXH3 (every record is checksummed
 //                                 on write and verified on read), its LZ4 on
-//                                 the compressible data, and the fixed cost of
-//                                 one spill and one fetch (4 KiB buffer).
+//                                 each kind of data (counter stored_per_raw:
+//                                 what it compresses to), and the fixed cost
+//                                 of one spill and one fetch (4 KiB buffer).
+//   limit/memcpy/<size>           the machine's copy bandwidth at that size.
 //
 //   spill_direct/..., fetch_direct/...   the same with DiskOptions::io =
 //                                 Direct (O_DIRECT, which the default Auto
@@ -56,6 +58,9 @@
 //          compressible  LZ4 stores it in about half the bytes: every 64-byte
 //                        segment is 24 random bytes followed by a 40-byte copy
 //                        of earlier bytes (within 16 KiB)
+//          sparse        ReLU-like float32 activations: each value zero with
+//                        probability 1/2, else uniform in (0, 4); registered
+//                        with the default codec (adaptive) only
 // <size>:  1MiB | 16MiB | 64MiB
 //
 // Counters: stored_per_raw = bytes written to (spill) or read from (fetch)
@@ -91,9 +96,16 @@ using spillway::Access;
 using spillway::Compression;
 using spillway::Tier;
 
-enum class Data { Random, Compressible };
+enum class Data { Random, Compressible, Sparse };
 
-const char* data_name(Data d) { return d == Data::Random ? "random" : "compressible"; }
+const char* data_name(Data d) {
+  switch (d) {
+    case Data::Random: return "random";
+    case Data::Compressible: return "compressible";
+    case Data::Sparse: return "sparse";
+  }
+  return "?";
+}
 const char* codec_name(Compression c) {
   switch (c) {
     case Compression::None: return "none";
@@ -122,6 +134,15 @@ const std::vector<unsigned char>& data(Data kind, std::size_t bytes) {
     for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
       const std::uint64_t x = splitmix64(seed);
       std::memcpy(v.data() + i, &x, 8);
+    }
+    return v;
+  }
+  if (kind == Data::Sparse) {
+    // What a ReLU leaves: half the activations exactly zero, in no pattern.
+    for (std::size_t i = 0; i + 4 <= bytes; i += 4) {
+      const std::uint64_t x = splitmix64(seed);
+      const float f = (x & 1) != 0 ? 0.0f : static_cast<float>(x >> 40) * (4.0f / 16777216.0f);
+      std::memcpy(v.data() + i, &f, 4);
     }
     return v;
   }
@@ -546,7 +567,7 @@ void BM_Xxh3(benchmark::State& state, std::size_t bytes) {
 }
 
 // LZ4 in 1 MiB chunks, as the spill store does.
-void BM_Lz4(benchmark::State& state, bool compress, std::size_t bytes) {
+void BM_Lz4(benchmark::State& state, bool compress, Data kind, std::size_t bytes) {
   using Codec = int (*)(const char*, char*, int, int);
   using Bound = int (*)(int);
   const auto lz4c = lookup<Codec>("LZ4_compress_default");
@@ -557,7 +578,7 @@ void BM_Lz4(benchmark::State& state, bool compress, std::size_t bytes) {
     return;
   }
   constexpr std::size_t kChunk = std::size_t{1} << 20;
-  const AlignedBytes src(bytes, data(Data::Compressible, bytes).data());
+  const AlignedBytes src(bytes, data(kind, bytes).data());
   const std::size_t chunks = (bytes + kChunk - 1) / kChunk;
   const auto cap = static_cast<std::size_t>(bound(static_cast<int>(kChunk)));
   AlignedBytes packed(chunks * cap);
@@ -580,6 +601,22 @@ void BM_Lz4(benchmark::State& state, bool compress, std::size_t bytes) {
                                       reinterpret_cast<char*>(out.p + c * kChunk), lens[c], in));
       }
     }
+  }
+  std::size_t packed_bytes = 0;
+  for (int len : lens) packed_bytes += static_cast<std::size_t>(len);
+  state.counters["stored_per_raw"] = static_cast<double>(packed_bytes) / static_cast<double>(bytes);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+}
+
+// memcpy between two buffers of the size, both faulted in: the machine's
+// copy bandwidth at that size (in cache at 1 MiB, memory beyond the L3).
+void BM_Memcpy(benchmark::State& state, std::size_t bytes) {
+  const AlignedBytes src(bytes, data(Data::Random, bytes).data());
+  AlignedBytes dst(bytes);
+  for (auto _ : state) {
+    std::memcpy(dst.p, src.p, bytes);
+    benchmark::DoNotOptimize(dst.p);
+    benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
 }
@@ -638,10 +675,25 @@ void register_all() {
     tune(benchmark::RegisterBenchmark(("raw_pwrite_fdatasync/" + sz).c_str(), BM_RawPwrite,
                                       RawWrite::Fdatasync, bytes));
     tune(benchmark::RegisterBenchmark(("component/xxh3/" + sz).c_str(), BM_Xxh3, bytes));
+    tune(benchmark::RegisterBenchmark(("limit/memcpy/" + sz).c_str(), BM_Memcpy, bytes));
+    // ReLU-like data, with the default codec only (the disk tier's choice
+    // between raw and LZ4 is what is measured).
+    const auto sparse = [&](const char* kind) { return std::string(kind) + "/adaptive/sparse/" + sz; };
+    tune(benchmark::RegisterBenchmark(sparse("spill").c_str(), BM_Spill, Compression::Adaptive, Data::Sparse,
+                                      bytes, false, false));
+    tune(benchmark::RegisterBenchmark(sparse("fetch").c_str(), BM_Fetch, Compression::Adaptive, Data::Sparse,
+                                      bytes, false));
+    tune_paired(benchmark::RegisterBenchmark(sparse("spill_direct").c_str(), BM_Spill, Compression::Adaptive,
+                                             Data::Sparse, bytes, false, true));
+    tune_paired(benchmark::RegisterBenchmark(sparse("fetch_direct").c_str(), BM_Fetch, Compression::Adaptive,
+                                             Data::Sparse, bytes, true));
   }
   const std::size_t mid = std::size_t{16} << 20;
-  tune(benchmark::RegisterBenchmark("component/lz4_compress/compressible/16MiB", BM_Lz4, true, mid));
-  tune(benchmark::RegisterBenchmark("component/lz4_decompress/compressible/16MiB", BM_Lz4, false, mid));
+  for (Data d : {Data::Compressible, Data::Sparse, Data::Random}) {
+    const std::string name = std::string("/") + data_name(d) + "/16MiB";
+    tune(benchmark::RegisterBenchmark(("component/lz4_compress" + name).c_str(), BM_Lz4, true, d, mid));
+    tune(benchmark::RegisterBenchmark(("component/lz4_decompress" + name).c_str(), BM_Lz4, false, d, mid));
+  }
   tune(benchmark::RegisterBenchmark("component/spill/4KiB", BM_Spill, Compression::None,
                                     Data::Random, std::size_t{4096}, false, false));
   tune(benchmark::RegisterBenchmark("component/fetch/4KiB", BM_Fetch, Compression::None,

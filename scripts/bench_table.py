@@ -382,7 +382,9 @@ def main():
               "Baselines: `pwrite` of the same bytes over an existing file (pages already cached) "
               "and `pread` of a cached file, in the same directory. "
               "`random` is incompressible; `compressible` is stored by LZ4 in about half the "
-              "bytes (column *stored/raw*: bytes written or read per logical byte, from "
+              "bytes; `sparse` is what a ReLU leaves (float32, half the values exactly zero in no "
+              "pattern, the rest uniform in (0, 4)), with the default codec only and no target "
+              "of its own (column *stored/raw*: bytes written or read per logical byte, from "
               "PoolStats; 1.00 means the record was stored raw). GB/s are decimal (10^9 B/s).")
     md.append("")
 
@@ -390,6 +392,43 @@ def main():
         """The raw operation timed in the same loop as a *_direct row (PairedRaw)."""
         bps = r.get("raw_bytes_per_second") if r else None
         return {"bytes_per_second": bps} if bps else None
+
+    # The machine's own limits, from the same run: what every ratio below is a fraction of.
+    md.append("### Physical limits of this machine (same run)")
+    md.append("")
+    md.append("`memcpy` between two buffers of the size, both faulted in (in cache at 1 MiB); the raw "
+              "file IO of the spill filesystem: through the page cache, timed on its own, and with "
+              "O_DIRECT from and into huge-page memory of a pool (the baselines paired with the "
+              "`none`/`random` rows below, timed in the same loop as spillway; from scattered 4 KiB "
+              "pages O_DIRECT runs at about 1 GB/s here, see the notes); GB/s.")
+    md.append("")
+    rows = []
+    for size in SIZES:
+        cells = [size]
+        for key in (f"limit/memcpy/{size}", f"raw_pwrite/{size}", f"raw_pread/{size}"):
+            r, e = get(spill, key)
+            cells.append(with_cv(fmt(gbps(r), 2), cv_pct(e, "bytes_per_second")) if r else "n/a")
+        for key in (f"spill_direct/none/random/{size}", f"fetch_direct/none/random/{size}"):
+            r, e = get(spill, key)
+            b = paired_base(r)
+            cells.append(with_cv(fmt(gbps(b), 2), cv_pct(e or {}, "raw_bytes_per_second")) if b else "n/a")
+        rows.append(cells)
+    md.append(table(["size", "memcpy", "pwrite (page cache)", "pread (page cache)", "pwrite O_DIRECT",
+                     "pread O_DIRECT"], rows))
+    md.append("")
+    rows = []
+    for data in DATA + ["sparse"]:
+        c, ce = get(spill, f"component/lz4_compress/{data}/16MiB")
+        d, de = get(spill, f"component/lz4_decompress/{data}/16MiB")
+        if c and d:
+            rows.append([data, with_cv(fmt(gbps(c), 2), cv_pct(ce, "bytes_per_second")),
+                         with_cv(fmt(gbps(d), 2), cv_pct(de, "bytes_per_second")),
+                         fmt(c.get("stored_per_raw"), 2)])
+    if rows:
+        md.append("LZ4 (the library's, in 1 MiB chunks as the disk tier uses it), 16 MiB of each kind of data:")
+        md.append("")
+        md.append(table(["data", "compress GB/s", "decompress GB/s", "compressed / raw"], rows))
+        md.append("")
 
     def io_table(kind, base_name):
         rows = []
@@ -399,8 +438,10 @@ def main():
             if b is None and be and be.get("error"):
                 rows.append([size, "", "", "", be["error"], "", "", ""])
                 continue
-            for data in DATA:
+            for data in DATA + ["sparse"]:
                 for codec in CODECS:
+                    if data == "sparse" and codec != TARGET_CODEC:
+                        continue  # measured with the default codec only
                     r, e = get(spill, f"{kind}/{codec}/{data}/{size}")
                     if r is None:
                         err = e["error"] if e and e["error"] else "missing"
@@ -412,6 +453,7 @@ def main():
                         be = {"cv": {"bytes_per_second": cv["raw_bytes_per_second"]}} if "raw_bytes_per_second" in cv else {}
                     ratio = gbps(r) / gbps(b) if b else None
                     target = ("n/a" if ratio is None else
+                              "-" if data == "sparse" else
                               yes_no(ratio >= SPILL_TARGET_RATIO) if data == "random" else
                               yes_no(ratio > 1.0))
                     rows.append([size, data, codec,

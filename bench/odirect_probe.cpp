@@ -53,20 +53,12 @@ namespace {
 using namespace spillway::probe;
 
 // A 2 MiB-aligned anonymous mapping with transparent huge pages asked for.
-unsigned char* huge_memory(std::size_t bytes) {
-  void* m = ::mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) die("mmap");
-  auto* p = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(m) + kHuge - 1) / kHuge * kHuge);
-  (void)::madvise(p, bytes, MADV_HUGEPAGE);
-  std::memset(p, 7, bytes);
-  return p;
-}
-
 void memory_kinds(const std::string& dir) {
   const std::size_t n = 16 * kMiB;
   const int rounds = 6, ops = 30;
   const int fd = open_direct(dir, "odirect-probe");
-  unsigned char* huge = huge_memory(n);
+  HugeMemory huge_mem(n, 7);
+  unsigned char* huge = huge_mem.p;
   all(true, fd, huge, n, 0);
   for (int round = 0; round < rounds; ++round) {
     auto* heap = static_cast<unsigned char*>(std::aligned_alloc(4096, n));
@@ -91,7 +83,8 @@ void memory_kinds(const std::string& dir) {
 }
 
 void split_writes(const std::string& dir) {
-  unsigned char* mem = huge_memory(64 * kMiB + kHuge);
+  HugeMemory mem_map(64 * kMiB + kHuge, 7);
+  unsigned char* mem = mem_map.p;
   unsigned char* header = mem + 64 * kMiB;  // a 4 KiB block of its own
   for (bool two_files : {false, true}) {
     const int raw_fd = open_direct(dir, "odirect-probe");
@@ -129,7 +122,8 @@ void split_writes(const std::string& dir) {
 
 void verify_reads(const std::string& dir) {
   const int fd = open_direct(dir, "odirect-probe");
-  unsigned char* mem = huge_memory(16 * kMiB);
+  HugeMemory mem_map(16 * kMiB, 7);
+  unsigned char* mem = mem_map.p;
   all(true, fd, mem, 16 * kMiB, 0);
   // The helper sleeps while `go` is 0; 2 wakes it to spin (set as the
   // read starts, so the wake-up hides behind the read); 1 makes it hash

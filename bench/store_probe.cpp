@@ -93,10 +93,8 @@ int main(int argc, char** argv) {
     // Four regions of s bytes, each starting on a huge page: source and
     // target of the store, source and target of the bare calls.
     const std::size_t region = (s + kHuge - 1) / kHuge * kHuge;
-    void* m = ::mmap(nullptr, 4 * region + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) die("mmap");
-    auto* base = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(m) + kHuge - 1) & ~(kHuge - 1));
-    ::madvise(base, 4 * region, MADV_HUGEPAGE);
+    HugeMemory mem_map(4 * region);
+    unsigned char* base = mem_map.p;
     for (std::size_t i = 0; i < 4 * region; ++i) base[i] = static_cast<unsigned char>((i * 2654435761u) >> 13);
     all(true, fd, base, s);  // the bare file exists at full size
 
@@ -135,7 +133,6 @@ int main(int argc, char** argv) {
                   r[0] / n * 1e6, r[2] / n * 1e6, r[2] / r[0]);
     }
     store.release(ext);
-    ::munmap(m, 4 * region + kHuge);
   }
   return 0;
 }

@@ -49,11 +49,13 @@
 #include <thread>
 #include <vector>
 
+#include "probe_util.hpp"
 #include "spillway/spillway.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using spillway::probe::HugeMemory;
 
 struct Args {
   std::string mode;
@@ -115,26 +117,6 @@ std::string make_file(const Args& a, std::vector<std::uint64_t>* sums = nullptr)
   ::close(fd);
   return path;
 }
-
-// `bytes` of 2 MiB-aligned memory with transparent huge pages asked for,
-// like the pool's host arena, touched once; unmapped when it goes.
-struct HugeMemory {
-  void* map = nullptr;
-  std::size_t map_bytes = 0;
-  unsigned char* p = nullptr;
-  explicit HugeMemory(std::size_t bytes) {
-    const std::size_t huge = std::size_t{2} << 20;
-    map_bytes = (bytes + huge - 1) / huge * huge + huge;
-    map = ::mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    check(map != MAP_FAILED, "mmap");
-    p = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(map) + huge - 1) / huge * huge);
-    (void)::madvise(p, map_bytes - huge, MADV_HUGEPAGE);
-    std::memset(p, 0, bytes);
-  }
-  ~HugeMemory() { ::munmap(map, map_bytes); }
-  HugeMemory(const HugeMemory&) = delete;
-  HugeMemory& operator=(const HugeMemory&) = delete;
-};
 
 void print_passes(const char* mode, const Args& a, const std::vector<double>& passes, const std::string& extra) {
   std::printf("{\"mode\":\"%s\",\"working_set\":%llu,\"budget\":%llu,\"block\":%llu,\"first_pass_s\":%.6f,"

@@ -31,6 +31,11 @@ class PoolContract : public ::testing::TestWithParam<BackendParam> {
     }
   }
   void TearDown() override { pool_.reset(); }
+  // A fresh pool with options_ as the test has changed them.
+  void reopen() {
+    pool_.reset();
+    pool_ = std::make_unique<Pool>(options_);
+  }
 
   Buffer make(std::size_t n, Tier where, std::uint64_t key, bool compressible = false) {
     Buffer b = pool_->allocate(n, where, "contract");
@@ -76,9 +81,8 @@ TEST_P(PoolContract, AllocatePinWriteRead) {
 TEST_P(PoolContract, RoundTripsEveryPath) {
   for (Compression c : {Compression::None, Compression::Lz4, Compression::Adaptive}) {
     for (bool compressible : {false, true}) {
-      pool_.reset();
       options_.disk.compression = c;
-      pool_ = std::make_unique<Pool>(options_);
+      reopen();
       SCOPED_TRACE(::testing::Message() << "compression " << static_cast<int>(c)
                                       << (compressible ? " compressible" : " random"));
       const std::size_t n = 300 * 1000 + 7;
@@ -194,10 +198,9 @@ TEST_P(PoolContract, EvictionCascadesDownUnderPressure) {
 
 // Above the high watermark a background worker spills down to the low one.
 TEST_P(PoolContract, ProactiveSpillingKeepsTierUnderHighWatermark) {
-  pool_.reset();
   options_.high_watermark = 0.5;
   options_.low_watermark = 0.25;
-  pool_ = std::make_unique<Pool>(options_);
+  reopen();
   std::vector<Buffer> bufs;
   for (int i = 0; i < 3; ++i) bufs.push_back(make(256 * 1024, Tier::Device, 200 + i));  // 75%
   pool_->quiesce();
@@ -211,10 +214,9 @@ TEST_P(PoolContract, ProactiveSpillingKeepsTierUnderHighWatermark) {
 // spilling counts it as room and leaves it cached; only dirty buffers are
 // spilled ahead of need.
 TEST_P(PoolContract, ProactiveSpillingLeavesBuffersWithACleanCopyCached) {
-  pool_.reset();
   options_.high_watermark = 0.3;
   options_.low_watermark = 0.1;
-  pool_ = std::make_unique<Pool>(options_);
+  reopen();
   std::vector<Buffer> cached;
   for (int i = 0; i < 2; ++i) {
     cached.push_back(make(256 * 1024, Tier::Host, 220 + i));
@@ -244,9 +246,8 @@ TEST_P(PoolContract, ProactiveSpillingLeavesBuffersWithACleanCopyCached) {
 
 // A request that fits in the free total but in no single extent evicts more.
 TEST_P(PoolContract, FragmentedTierEvictsUntilAnExtentFits) {
-  pool_.reset();
   options_.high_watermark = 1.0;  // no proactive spilling: keep the layout
-  pool_ = std::make_unique<Pool>(options_);
+  reopen();
   std::vector<Buffer> bufs;
   for (int i = 0; i < 8; ++i) bufs.push_back(make(128 * 1024, Tier::Device, 300 + i));
   for (int i = 0; i < 8; i += 2) bufs[i].reset();  // free every other block: 512 KiB free, 128 KiB extents

@@ -447,7 +447,9 @@ bool PoolCore::start_evictions(Tier t, std::uint64_t want, EvictionReason reason
       double best_score = score(v);
       c = RecordList::next(v, kPrimaryList, ti);
       for (int i = 1; i < kLookaheadWindow && c != nullptr; ++i) {
-        const bool movable = dirty_only ? !c->clean_below() : c->footprint < smallest_failed || c->clean_below();
+        // A dirty candidate must fit where copy-down has not already failed;
+        // a clean one always can go, except ahead of need.
+        const bool movable = c->clean_below() ? !dirty_only : c->footprint < smallest_failed;
         const double sc = score(c);
         if (movable && sc > best_score) {
           best = c;

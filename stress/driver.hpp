@@ -16,7 +16,7 @@
 #include <memory>
 #include <mutex>
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 #include <random>
 #include <shared_mutex>
 #include <string>

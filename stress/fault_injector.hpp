@@ -38,7 +38,7 @@
 #include <memory>
 #include <mutex>
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 #include <random>
 #include <string>
 #include <utility>

@@ -22,7 +22,7 @@
 #include <memory>
 #include <mutex>
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 #include <string>
 #include <thread>
 #include <vector>

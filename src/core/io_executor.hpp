@@ -10,7 +10,7 @@
 #include <functional>
 #include <mutex>
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 #include <thread>
 #include <vector>
 

@@ -40,7 +40,7 @@
 #include "spillway/stats.hpp"
 #include "spillway/trace.hpp"
 #include "src/instrument/recorder.hpp"
-#include "sync.hpp"
+#include "base/sync.hpp"
 #include "tiers/device/memory_arena.hpp"
 #include "tiers/disk/spill_store.hpp"
 

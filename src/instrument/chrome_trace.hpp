@@ -29,7 +29,7 @@
 #include <deque>
 #include <mutex>
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 #include <string>
 #include <unordered_map>
 #include <vector>

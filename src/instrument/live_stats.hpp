@@ -25,7 +25,7 @@
 #include <mutex>
 
 #include "periodic.hpp"
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 #include <stdexcept>
 #include <string>
 #include <thread>

@@ -15,7 +15,7 @@
 #include <thread>
 #include <utility>
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 
 namespace spillway::instrument {
 

@@ -21,7 +21,7 @@
 #include <memory>
 #include <mutex>
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 #include <string>
 #include <string_view>
 #include <thread>

@@ -1,6 +1,6 @@
 // tests/thread_safety/sync_check.cpp — compiled (never run) by the ctest
 // tests thread_safety.*: with SPILLWAY_SYNC_MISUSE=N it breaks rule N of
-// those src/core/sync.hpp exists to enforce, and clang -Wthread-safety must
+// those base/sync.hpp exists to enforce, and clang -Wthread-safety must
 // reject it with that rule's message; without, the correct uses must
 // compile cleanly. This keeps the
 // annotations from silently turning into no-ops.
@@ -10,7 +10,7 @@
 #define SPILLWAY_SYNC_MISUSE 0
 #endif
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 
 namespace {
 

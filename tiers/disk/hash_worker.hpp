@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 #include <system_error>
 #include <thread>
 

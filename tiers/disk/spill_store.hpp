@@ -55,7 +55,7 @@
 #include <mutex>
 #include <sys/uio.h>
 
-#include "src/core/sync.hpp"
+#include "base/sync.hpp"
 #include <optional>
 #include <string>
 #include <unordered_map>

@@ -1,4 +1,4 @@
-// src/core/sync.hpp — a mutex and its locks that clang's thread-safety
+// base/sync.hpp — a mutex and its locks that clang's thread-safety
 // analysis understands.
 //
 // std::mutex carries no capability attributes in libstdc++, so a member
@@ -18,7 +18,8 @@
 // calling a SPILLWAY_REQUIRES function from a path that does not hold it.
 // With GCC the macros expand to nothing and the types cost what std::mutex
 // and std::unique_lock cost. Used by src/, tiers/ and stress/ alike: it is
-// a primitive, not policy.
+// a primitive, not policy. base/ is the lowest layer: nothing in it
+// includes anything else of the project's, and tiers/ and src/ build on it.
 #pragma once
 
 #include <condition_variable>

@@ -56,6 +56,7 @@ PoolStats numbered_stats() {
     t.buffers = n++;
     t.largest_free_bytes = n++;
     t.fragmentation = 0.01 * static_cast<double>(n++);
+    t.thread_cached_bytes = n++;
   }
   s.tiers[1].enabled = false;
   for (auto& row : s.moves) {
@@ -95,6 +96,7 @@ void expect_same(const PoolStats& a, const PoolStats& b) {
     EXPECT_EQ(a.tiers[t].buffers, b.tiers[t].buffers);
     EXPECT_EQ(a.tiers[t].largest_free_bytes, b.tiers[t].largest_free_bytes);
     EXPECT_EQ(a.tiers[t].fragmentation, b.tiers[t].fragmentation);
+    EXPECT_EQ(a.tiers[t].thread_cached_bytes, b.tiers[t].thread_cached_bytes);
   }
   for (int f = 0; f < kTierCount; ++f) {
     for (int t = 0; t < kTierCount; ++t) {

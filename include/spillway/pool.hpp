@@ -11,6 +11,9 @@
 // concurrently. A Pin belongs to one thread at a time (it may be moved to
 // another). Pins are residency leases, not data locks: two threads holding
 // pins on the same buffer see the same bytes and must order their accesses.
+// A pin of a buffer already on the asked tier, its release, and allocate and
+// free of common sizes take no pool-wide lock (docs/concurrency.md), so
+// threads that pin their own buffers do not wait for each other.
 //
 // Lifetimes: a Pin must not outlive its Buffer. Destroying a Buffer frees
 // its bytes on every tier. Destroying the Pool with live Buffers frees all
@@ -91,10 +94,14 @@ class Pin {
 
  private:
   friend class Buffer;
-  Pin(std::shared_ptr<detail::PoolCore> core, detail::BufferRecord* record, void* data,
-      std::size_t size, Tier tier, Access access) noexcept;
+  Pin(detail::PoolCore* core, detail::BufferRecord* record, void* data, std::size_t size, Tier tier,
+      Access access) noexcept;
 
-  std::shared_ptr<detail::PoolCore> core_;
+  // A plain pointer: a Pin lives shorter than its Buffer, which keeps the
+  // core alive (and a Buffer freed while pinned hands the core to its
+  // record until the last unpin). Copying a shared_ptr here would make
+  // every pin write one reference count shared by all pinning threads.
+  detail::PoolCore* core_ = nullptr;
   detail::BufferRecord* record_ = nullptr;
   void* data_ = nullptr;
   std::size_t size_ = 0;
@@ -146,7 +153,8 @@ class Buffer {
   // Moves the buffer down to `where` now (Host or Disk), freeing faster
   // tiers; blocks until done. Counted as an Explicit eviction.
   void evict(Tier where);
-  // Frees the buffer now (the destructor does the same).
+  // Frees the buffer now (the destructor does the same). Freeing a buffer
+  // while another thread uses it is a data race.
   void reset() noexcept;
 
  private:

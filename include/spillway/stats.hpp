@@ -1,6 +1,10 @@
-// spillway/stats.hpp — a consistent snapshot of where the bytes are and what
-// moved. Pool::stats() takes it under the pool's lock, so all numbers in one
-// snapshot describe the same instant.
+// spillway/stats.hpp — a snapshot of where the bytes are and what moved.
+// Pool::stats() takes it under the pool's lock. Pins, unpins, allocations and
+// frees that skip that lock (a resident buffer's pin, a cached block size)
+// count in their thread's own counters, which the snapshot adds in: while
+// other threads are pinning, pins and pinned bytes may be off by the few
+// operations in progress at that instant (never below zero); when they are
+// not, every number describes the same instant.
 #pragma once
 
 #include <array>
@@ -18,12 +22,17 @@ std::string format_bytes(std::uint64_t bytes);
 struct TierStats {
   bool enabled = false;
   std::uint64_t capacity_bytes = 0;  // disk: the quota (kUnlimited when none)
-  std::uint64_t used_bytes = 0;      // bytes allocated on the tier (primaries + clean copies)
+  std::uint64_t used_bytes = 0;      // bytes allocated on the tier (primaries + clean copies + moves in flight)
   std::uint64_t clean_bytes = 0;     // of used_bytes, held by clean copies
   std::uint64_t pinned_bytes = 0;    // bytes of buffers pinned on this tier
-  std::uint64_t peak_bytes = 0;      // highest used_bytes seen
+  std::uint64_t peak_bytes = 0;      // highest used_bytes + thread_cached_bytes seen
   std::uint64_t buffers = 0;         // buffers whose primary copy is here
   std::uint64_t largest_free_bytes = 0;  // largest free extent (memory tiers)
+  // Free blocks that threads keep for their next allocation, beside
+  // used_bytes (used + thread_cached <= capacity): at most
+  // min(2 MiB, capacity / 32) per thread, given back before the pool evicts
+  // anything to make room.
+  std::uint64_t thread_cached_bytes = 0;
   double fragmentation = 0.0;        // 1 - largest free / total free (0 when nothing is free)
 };
 

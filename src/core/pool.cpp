@@ -16,12 +16,12 @@ namespace {
 
 // ---- Pin -----------------------------------------------------------------------
 
-Pin::Pin(std::shared_ptr<detail::PoolCore> core, detail::BufferRecord* record, void* data,
-         std::size_t size, Tier tier, Access access) noexcept
-    : core_(std::move(core)), record_(record), data_(data), size_(size), tier_(tier), access_(access) {}
+Pin::Pin(detail::PoolCore* core, detail::BufferRecord* record, void* data, std::size_t size, Tier tier,
+         Access access) noexcept
+    : core_(core), record_(record), data_(data), size_(size), tier_(tier), access_(access) {}
 
 Pin::Pin(Pin&& other) noexcept
-    : core_(std::move(other.core_)),
+    : core_(std::exchange(other.core_, nullptr)),
       record_(std::exchange(other.record_, nullptr)),
       data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)),
@@ -31,7 +31,7 @@ Pin::Pin(Pin&& other) noexcept
 Pin& Pin::operator=(Pin&& other) noexcept {
   if (this != &other) {
     release();
-    core_ = std::move(other.core_);
+    core_ = std::exchange(other.core_, nullptr);
     record_ = std::exchange(other.record_, nullptr);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
@@ -49,13 +49,13 @@ void Pin::release() noexcept {
     record_ = nullptr;
     data_ = nullptr;
     size_ = 0;
-    core_.reset();
+    core_ = nullptr;
   }
 }
 
 void Pin::release(Stream stream) {
   if (record_ == nullptr) return;
-  auto core = std::move(core_);
+  detail::PoolCore* core = std::exchange(core_, nullptr);
   detail::BufferRecord* record = std::exchange(record_, nullptr);
   data_ = nullptr;
   size_ = 0;
@@ -113,13 +113,13 @@ unsigned Buffer::clean_copies() const {
 Pin Buffer::pin(Tier where, Access access) {
   if (record_ == nullptr) empty_handle("pin()");
   void* data = core_->pin(record_, where, access);
-  return Pin(core_, record_, data, size_, where, access);
+  return Pin(core_.get(), record_, data, size_, where, access);
 }
 
 Pin Buffer::pin(Tier where, Access access, Stream stream) {
   if (record_ == nullptr) empty_handle("pin()");
   void* data = core_->pin(record_, where, access, stream);
-  return Pin(core_, record_, data, size_, where, access);
+  return Pin(core_.get(), record_, data, size_, where, access);
 }
 
 void Buffer::prefetch(Tier where) {

@@ -1,23 +1,30 @@
-// src/core/pool_core.hpp — the pool's residency state machine (policy).
+// src/core/pool_core.hpp — the pool's residency policy: which buffer's bytes
+// live on which tier, and every move between them.
 //
 // PoolCore owns the tier mechanisms (memory arenas, the spill store, the IO
-// workers) and decides where every buffer's bytes live. One mutex guards all
-// residency state; no copy or file IO ever runs while it is held. A move is
-// reserved under the lock (destination room taken, record marked `moving`),
-// executed without the lock, and committed under the lock, after which
-// waiters are woken through one condition variable. Spills that make room
-// (reactive), proactive spills and prefetches execute on the IO workers; a
-// fetch for a pin and an explicit eviction execute on the calling thread,
-// which would otherwise only sleep until a worker finished them.
+// workers) and the buffer records. Two paths reach a record:
+//   - the fast path (inline below): a pin of a buffer already primary on the
+//     asked tier and its unpin, and allocate/free of cached block sizes. It
+//     takes no pool-wide lock; see Note [Residency state machine] in
+//     buffer_record.hpp and the shard rules in thread_shard.hpp;
+//   - the slow path, under mu_: every move, wait, eviction and error. A move
+//     is reserved under the lock (destination room taken, record claimed),
+//     executed without it, and committed under it, after which waiters are
+//     woken through one condition variable. No copy or file IO ever runs
+//     while mu_ is held. Spills that make room (reactive), proactive spills
+//     and prefetches run on the IO workers; a fetch for a pin and an explicit
+//     eviction run on the calling thread, which would otherwise only sleep
+//     until a worker finished them.
 //
-// Residency of a record:
-//   primary       the tier holding the authoritative bytes
-//   block[t]      a block on memory tier t (Device, Host): the primary copy
-//                 or a clean copy
-//   on_disk       a disk record (primary or clean) in `extent`
-// Clean copies are always on tiers slower than the primary. A pinned record
-// is never moved; a moving record is never pinned (a fetch grants its pin at
-// commit) and sits in no eviction list.
+// The implementation is split by role:
+//   pool_core.cpp         construction, shutdown, tracing, small queries
+//   allocation.cpp        allocate/free, thread caches, adopting and collecting records
+//   pins.cpp              the pin and unpin slow paths, stream fences, hints, evict, prefetch
+//   eviction.cpp          room on a tier: clean drops, victim scans, proactive spilling
+//   moves.cpp             launching, running and committing a move (staging for disk <-> device)
+//   accounting.cpp        stats(), the tier sampler, OutOfMemory with what is pinned
+//   pool_invariants.cpp   check_invariants()
+//   clock_policy.cpp, lookahead_policy.cpp   the eviction policies (replacement_policy.hpp)
 #pragma once
 
 #include <array>
@@ -28,19 +35,20 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "base/sync.hpp"
+#include "buffer_record.hpp"
 #include "io_executor.hpp"
+#include "replacement_policy.hpp"
 #include "spillway/errors.hpp"
 #include "spillway/options.hpp"
 #include "spillway/stats.hpp"
 #include "spillway/trace.hpp"
 #include "src/instrument/recorder.hpp"
-#include "base/sync.hpp"
+#include "thread_shard.hpp"
 #include "tiers/device/memory_arena.hpp"
 #include "tiers/disk/spill_store.hpp"
 
@@ -49,87 +57,11 @@ class MetricsFileWriter;
 class LiveStatsPublisher;
 class Recorder;
 class ChromeTraceSink;
-}
+}  // namespace spillway::instrument
 
 namespace spillway::detail {
 
 class StagingRing;
-
-struct BufferRecord;
-
-// An intrusive doubly-linked list of records, one hook per (list kind, tier),
-// so linking and unlinking on the pin/unpin path never allocates.
-enum ListKind : int { kPrimaryList = 0, kCleanList = 1 };
-
-struct ListHook {
-  BufferRecord* prev = nullptr;
-  BufferRecord* next = nullptr;
-  bool linked = false;
-};
-
-class RecordList {
- public:
-  RecordList(ListKind kind, int tier) : kind_(kind), tier_(tier) {}
-  void push_back(BufferRecord* r);
-  void remove(BufferRecord* r);
-  BufferRecord* front() const { return head_; }
-  static BufferRecord* next(const BufferRecord* r, ListKind kind, int tier);
-  bool empty() const { return head_ == nullptr; }
-
- private:
-  ListHook& hook(BufferRecord* r) const;
-  ListKind kind_;
-  int tier_;
-  BufferRecord* head_ = nullptr;
-  BufferRecord* tail_ = nullptr;
-};
-
-inline constexpr std::uint64_t kNoHint = ~std::uint64_t{0};
-
-struct BufferRecord {
-  std::uint64_t id = 0;
-  std::size_t size = 0;
-  std::size_t footprint = 0;  // bytes the buffer takes in a memory arena
-  std::string label;
-  Tier primary = Tier::Host;
-  std::array<void*, 2> block{};  // Device, Host
-  bool on_disk = false;
-  bool disk_zero = false;  // disk copy is "all zeros", not yet written
-  SpillExtent extent;
-  std::uint32_t pins = 0;
-  // The block the live pins point at (set when the first pin is granted):
-  // check_invariants() verifies that a pinned buffer's bytes never moved.
-  void* pinned_block = nullptr;
-  bool moving = false;
-  bool dead = false;  // the Buffer is gone; free when the move or last pin ends
-  // A stream-ordered copy into the device block that may still be running
-  // (stream-aware pin). While it is, the record holds a pin (so nothing
-  // moves or frees it), stays off the clean lists (the copy reads the host
-  // copy) and keeps clean copies that a ReadWrite pin made stale.
-  std::shared_ptr<Fence> copy_fence;
-  bool stale_clean = false;  // drop the clean copies once copy_fence is done
-  std::uint64_t last_use = 0;
-  std::uint64_t next_use = kNoHint;
-  // Allocated, and neither pinned nor hinted since: its owner is about to
-  // use it. Lookahead counts it as nearest, not as unhinted (farthest), so
-  // that the proactive spill an allocation may start does not pick the very
-  // buffer just allocated.
-  bool fresh = true;
-  // The tier whose backed_bytes_ counts this record (it is in that tier's
-  // eviction list with a clean copy below), or -1.
-  std::int8_t backed_on = -1;
-  // The label's id in the current trace recorder (interned on first use).
-  mutable std::uint32_t trace_label = 0;
-  mutable std::uint64_t trace_label_generation = 0;
-  std::array<std::array<ListHook, kTierCount>, 2> hooks{};
-
-  bool has_copy(Tier t) const {
-    return t == Tier::Disk ? on_disk : block[tier_index(t)] != nullptr;
-  }
-  bool has_clean(Tier t) const { return t != primary && has_copy(t); }
-  // A clean copy below the primary: evicting it writes nothing.
-  bool clean_below() const { return has_clean(Tier::Host) || has_clean(Tier::Disk); }
-};
 
 // One move's outcome, shared by the worker and the thread that waits on it.
 struct MoveTicket {
@@ -150,6 +82,23 @@ struct MoveTicket {
 using DeviceArenaFactory = std::function<std::unique_ptr<MemoryArena>(std::size_t capacity)>;
 void set_simulated_device_arena_factory(DeviceArenaFactory factory);
 
+// Test seam for the interleaving tests: the places where an operation on a
+// record can meet another thread's operation on the same record. A pool
+// made while a hook is set calls it at each of them (its fast paths take an
+// instrumented copy of themselves); with `broken_pin_ordering` that copy
+// checks the state word and then counts the pin with a separate increment
+// instead of one compare-and-swap, the ordering bug the tests must catch.
+// Not for production use.
+enum class RacePoint : std::uint8_t {
+  PinChecked,     // a fast pin read a state word it may count on
+  UnpinChecked,   // a fast unpin read a state word it may count on
+  Claimed,        // the slow path claimed a record (a move or clean eviction starts)
+  MoveCopying,    // a move's bytes are being copied (no lock held)
+  FreeChecked,    // a fast free read a state word it may claim
+};
+using RaceHook = void (*)(RacePoint);
+void set_race_hook_for_testing(RaceHook hook, bool broken_pin_ordering = false);
+
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(PoolOptions options);
@@ -160,43 +109,60 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   BufferRecord* allocate(std::size_t bytes, Tier preferred, std::string_view label) SPILLWAY_EXCLUDES(mu_);
   void free(BufferRecord* r) noexcept SPILLWAY_EXCLUDES(mu_);
+
   // Returns the pinned address on `where` (nullptr for a zero-byte buffer).
-  void* pin(BufferRecord* r, Tier where, Access access) SPILLWAY_EXCLUDES(mu_);
-  // Stream-aware pin (see Buffer::pin(Tier, Access, Stream)).
-  void* pin(BufferRecord* r, Tier where, Access access, void* stream) SPILLWAY_EXCLUDES(mu_);
-  void unpin(BufferRecord* r) noexcept SPILLWAY_EXCLUDES(mu_);
+  void* pin(BufferRecord* r, Tier where, Access access) SPILLWAY_EXCLUDES(mu_) {
+    void* block;
+    if (fast_pin(r, where, access, &block)) return block;
+    return pin_slow(r, where, access, false, nullptr);
+  }
+  // Stream-aware pin (see Buffer::pin(Tier, Access, Stream)): a resident
+  // buffer needs no copy, so it takes the same fast path.
+  void* pin(BufferRecord* r, Tier where, Access access, void* stream) SPILLWAY_EXCLUDES(mu_) {
+    void* block;
+    if (fast_pin(r, where, access, &block)) return block;
+    return pin_slow(r, where, access, where == Tier::Device, stream);
+  }
+  void unpin(BufferRecord* r) noexcept SPILLWAY_EXCLUDES(mu_) {
+    const std::uint8_t mode = fast_mode_.load(std::memory_order_relaxed);
+    if (mode == kFast ? try_fast_unpin(r) : mode == kInstrumented && instrumented_unpin(r)) return;
+    unpin_slow(r);
+  }
   // Ends a pin once the work queued on `stream` so far is done.
   void unpin_after(BufferRecord* r, Tier pinned_on, void* stream) SPILLWAY_EXCLUDES(mu_);
   void prefetch(BufferRecord* r, Tier where) SPILLWAY_EXCLUDES(mu_);
-  void hint_next_use(BufferRecord* r, std::uint64_t step) SPILLWAY_EXCLUDES(mu_);
+  void hint_next_use(BufferRecord* r, std::uint64_t step);
   void evict(BufferRecord* r, Tier where) SPILLWAY_EXCLUDES(mu_);
-  Tier tier_of(const BufferRecord* r) const SPILLWAY_EXCLUDES(mu_);
-  unsigned clean_copies(const BufferRecord* r) const SPILLWAY_EXCLUDES(mu_);
+  Tier tier_of(BufferRecord* r) SPILLWAY_EXCLUDES(mu_);
+  unsigned clean_copies(BufferRecord* r) SPILLWAY_EXCLUDES(mu_);
   void quiesce() SPILLWAY_EXCLUDES(mu_);
   // Applies stream-ordered copies and deferred unpins that have completed.
   void poll() SPILLWAY_EXCLUDES(mu_);
 
   PoolStats stats() const SPILLWAY_EXCLUDES(mu_);
-  // Checks the residency state under the lock and returns what is wrong
-  // (each entry names the tier or buffer id), empty when all is well:
+  // Checks the residency state and returns what is wrong (each entry names
+  // the tier or buffer id), empty when all is well:
   //   - per memory tier, the arena's used bytes equal the footprints of the
   //     blocks records hold there (primaries and clean copies) plus the
-  //     blocks reserved for moves in flight; on disk, the store's extents in
-  //     use equal the records' extents plus those awaiting release (give or
-  //     take the extents of spills in flight, which shrink as they write,
-  //     and those being released without the lock);
+  //     blocks reserved for moves in flight and those in thread caches; on
+  //     disk, the store's extents in use equal the records' extents plus
+  //     those awaiting release (give or take the extents of spills in
+  //     flight, which shrink as they write, and those being released without
+  //     the lock);
   //   - clean, pinned and per-tier buffer counts equal what the records say;
   //   - every buffer has its primary copy, no copy above it (two primaries),
   //     no block or extent shared with another buffer;
-  //   - a pinned buffer is not moving, sits in no eviction list, and its
-  //     primary block is the one its pins were given;
+  //   - a pinned buffer is not moving, and its primary block is the one its
+  //     pins were given; each record's state word agrees with its fields;
   //   - the moves in flight are the records marked moving.
-  // A debugging and testing aid (the stress harness calls it every 50 ms):
-  // it walks every record, O(n log n), while holding the pool's lock.
-  std::vector<std::string> check_invariants() const SPILLWAY_EXCLUDES(mu_);
+  // It takes the pool's lock and every thread shard's lock, freezes every
+  // record's fast path (kFrozen) and waits for the pins and unpins already
+  // past their CAS to finish, so its numbers are exact while other threads
+  // keep working: they wait for it instead. A debugging and testing aid (the
+  // stress harness calls it every 50 ms): O(n log n) in the records.
+  std::vector<std::string> check_invariants() SPILLWAY_EXCLUDES(mu_);
   // Test seam: shifts the pinned-bytes counter of tier t by `delta`, so a
-  // test can see check_invariants() catch broken accounting. Not for
-  // production use.
+  // test can see check_invariants() catch broken accounting.
   void skew_pinned_bytes_for_testing(Tier t, std::int64_t delta) SPILLWAY_EXCLUDES(mu_);
   void set_trace(std::shared_ptr<TraceSink> sink) SPILLWAY_EXCLUDES(mu_);
   bool tracing() const { return tracing_.load(std::memory_order_relaxed); }
@@ -207,20 +173,133 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const std::string& device_backend_reason() const { return backend_reason_; }
   std::string_view host_memory_kind() const;
   std::string spill_directory() const;
-  void check_open() const SPILLWAY_REQUIRES(mu_);  // throws std::logic_error after shutdown
 
  private:
   using Lock = MutexLock;
   using Clock = std::chrono::steady_clock;
+  // fast_mode_: whether pins, unpins, allocations and frees may skip mu_.
+  static constexpr std::uint8_t kFast = 0;          // yes
+  static constexpr std::uint8_t kSlowOnly = 1;      // no: tracing records every event under mu_, or closed
+  static constexpr std::uint8_t kInstrumented = 2;  // through the race-test copies (set_race_hook_for_testing)
+  static constexpr int kAdoptBatch = 64;            // pending or garbage records a shard gathers before a batch
 
   MemoryArena* arena(Tier t) const { return t == Tier::Disk ? nullptr : arenas_[tier_index(t)].get(); }
   std::uint64_t tier_capacity(Tier t) const;
+  void check_open() const SPILLWAY_REQUIRES(mu_);  // throws std::logic_error after shutdown
+  void race_point(RacePoint p) const {
+    if (race_hook_ != nullptr) race_hook_(p);
+  }
 
-  // List maintenance.
+  // ---- the fast path (inline: Pin and Buffer call straight into them) ----
+  bool fast_pin(BufferRecord* r, Tier where, Access access, void** block) {
+    const std::uint8_t mode = fast_mode_.load(std::memory_order_relaxed);
+    return mode == kFast ? try_fast_pin(r, where, access, block)
+                         : mode == kInstrumented && instrumented_pin(r, where, access, block);
+  }
+  bool try_fast_pin(BufferRecord* r, Tier where, Access access, void** block) {
+    ThreadShard* sh = shards_.mine();
+    if (sh == nullptr) return false;
+    const std::uint64_t refuse =
+        state::kSlow | state::kFrozen | (access == Access::ReadWrite ? state::kCleanBelow : 0);
+    const std::uint64_t tier = state::tier_bits(tier_index(where));
+    const std::size_t footprint = r->footprint;
+    std::uint64_t s = r->state.load(std::memory_order_relaxed);
+    sh->enter();
+    do {
+      if ((s & refuse) != 0 || (s & state::kTierMask) != tier || state::pins(s) == state::kPinMask) {
+        sh->leave();
+        return false;
+      }
+    } while (!r->state.compare_exchange_weak(s, ((s + 1) | state::kRef) & ~state::kFresh,
+                                             std::memory_order_acq_rel, std::memory_order_relaxed));
+    void* b = r->block[tier_index(where)];
+    if (state::pins(s) == 0) {
+      r->pinned_block.store(b, std::memory_order_relaxed);
+      sh->add(sh->pinned_bytes[tier_index(where)], static_cast<std::int64_t>(footprint));
+    }
+    sh->add(sh->pins, 1);
+    sh->leave();
+    *block = b;
+    return true;
+  }
+  bool try_fast_unpin(BufferRecord* r) {
+    ThreadShard* sh = shards_.mine();
+    if (sh == nullptr) return false;
+    const std::size_t footprint = r->footprint;
+    std::uint64_t s = r->state.load(std::memory_order_relaxed);
+    sh->enter();
+    do {
+      if ((s & (state::kSlow | state::kFrozen)) != 0 || state::pins(s) == 0) {
+        sh->leave();
+        return false;
+      }
+    } while (!r->state.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst, std::memory_order_relaxed));
+    if (state::pins(s) == 1) sh->add(sh->pinned_bytes[state::tier_of(s)], -static_cast<std::int64_t>(footprint));
+    sh->leave();
+    // A thread waiting for pins to end counted itself in waiters_ before it
+    // looked (seq_cst both sides): it saw this unpin, or this sees it.
+    if (state::pins(s) == 1 && waiters_.load(std::memory_order_seq_cst) > 0) wake_waiters();
+    return true;
+  }
+  // The same two with race points, for pools made under a race hook.
+  bool instrumented_pin(BufferRecord* r, Tier where, Access access, void** block);
+  bool instrumented_unpin(BufferRecord* r);
+  void wake_waiters() SPILLWAY_EXCLUDES(mu_);
+
+  // ---- slow paths ----
+  void* pin_slow(BufferRecord* r, Tier where, Access access, bool ordered, void* stream) SPILLWAY_EXCLUDES(mu_);
+  void unpin_slow(BufferRecord* r) noexcept SPILLWAY_EXCLUDES(mu_);
+  BufferRecord* allocate_fast(std::size_t bytes, Tier preferred, std::string_view label) SPILLWAY_EXCLUDES(mu_);
+  BufferRecord* allocate_slow(std::size_t bytes, Tier preferred, std::string_view label) SPILLWAY_EXCLUDES(mu_);
+  bool free_fast(BufferRecord* r) SPILLWAY_EXCLUDES(mu_);
+  BufferRecord* new_record(std::size_t bytes, std::string_view label, ThreadShard* ids_from);
+
+  // ---- the state word (under mu_) ----
+  // Claims r for a change of its primary: false when it is pinned or
+  // already claimed (or otherwise off the fast path).
+  bool try_claim(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // Ends a claim (the record's fields say where it is now).
+  void release_claim(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // Rewrites tier, kSlow and kCleanBelow from r's fields.
+  void publish_state(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // Counts a thread in waiters_ while it may wait for a pin to end (before
+  // it looks: see try_fast_unpin).
+  struct PinWaiter {
+    explicit PinWaiter(std::atomic<int>& n) : n_(n) { n_.fetch_add(1, std::memory_order_seq_cst); }
+    ~PinWaiter() { n_.fetch_sub(1, std::memory_order_relaxed); }
+    PinWaiter(const PinWaiter&) = delete;
+    PinWaiter& operator=(const PinWaiter&) = delete;
+    std::atomic<int>& n_;
+  };
+  // Sets kSlow whatever the pins: from here on r's pin count changes only
+  // under mu_ (a free, shutdown). Returns the state before.
+  std::uint64_t stop_fast_path(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+
+  // ---- records: the registry and the per-tier rings ----
+  // Takes r (allocated on the fast path) from its home shard's pending list
+  // into the pool's lists.
+  void adopt(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // Every shard's pending records in, every freed one unlinked and deleted.
+  void adopt_all() SPILLWAY_REQUIRES(mu_);
+  void adopt_pending(ThreadShard& s) SPILLWAY_REQUIRES(mu_, s.lock);
+  void collect_garbage(ThreadShard& s) SPILLWAY_REQUIRES(mu_, s.lock);
+  void register_record(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
   void link(BufferRecord* r) SPILLWAY_REQUIRES(mu_);    // into the lists its state calls for
-  void unlink(BufferRecord* r) SPILLWAY_REQUIRES(mu_);  // out of every list
+  void unlink(BufferRecord* r) SPILLWAY_REQUIRES(mu_);  // out of every list but `all_`
+  void delete_record(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
 
-  // Room on one tier, without waiting.
+  // ---- thread block caches ----
+  std::size_t cache_limit(Tier t) const;
+  // Fills the calling thread's bin of class c on tier t from the arena
+  // (never evicting). False when the arena has no such block free.
+  bool refill(ThreadShard& sh, Tier t, int size_class) SPILLWAY_EXCLUDES(mu_);
+  // Gives half of a full bin back to the arena.
+  void spill_bin(ThreadShard& sh, Tier t, int size_class) SPILLWAY_EXCLUDES(mu_);
+  // Every thread's cached blocks of tier t back to the arena.
+  void drain_caches(Tier t) SPILLWAY_REQUIRES(mu_);
+  std::uint64_t cached_bytes(Tier t) const;
+
+  // ---- room on one tier, without waiting (eviction.cpp) ----
   void* try_block(Tier t, std::size_t bytes) SPILLWAY_REQUIRES(mu_);
   std::optional<SpillExtent> try_extent(std::size_t bytes) SPILLWAY_REQUIRES(mu_);
   void drop_clean(BufferRecord* r, Tier t) SPILLWAY_REQUIRES(mu_);
@@ -229,9 +308,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void release_later(const SpillExtent& e) SPILLWAY_REQUIRES(mu_) { deferred_release_.push_back(e); }
   void release_deferred(Lock& lk) SPILLWAY_REQUIRES(mu_);
 
-  // Starts spills out of `t` until the bytes in flight out of it reach
-  // `want`; clean evictions happen at once. Returns whether anything changed.
-  // A move the caller runs itself after unlocking (see make_room).
+  // A copy-down eviction the caller runs itself after unlocking (see make_room).
   struct InlineMove {
     BufferRecord* record;
     Tier from, to;
@@ -239,11 +316,16 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     std::optional<SpillExtent> ext;
     EvictionReason reason;
   };
+  enum class EvictOutcome { Evicted, Busy, NoRoom };
+  // Starts spills out of `t` until the bytes in flight out of it reach
+  // `want`; clean evictions happen at once. Returns whether anything changed.
   // With `inline_moves`, copy-down evictions are not queued on the IO
   // workers but appended there for the caller to run.
   bool start_evictions(Tier t, std::uint64_t want, EvictionReason reason,
                        std::vector<InlineMove>* inline_moves = nullptr) SPILLWAY_REQUIRES(mu_);
-  bool evict_one(BufferRecord* v, EvictionReason reason, std::vector<InlineMove>* inline_moves = nullptr) SPILLWAY_REQUIRES(mu_);
+  EvictOutcome evict_one(BufferRecord* v, EvictionReason reason, std::vector<InlineMove>* inline_moves = nullptr) SPILLWAY_REQUIRES(mu_);
+  // r claimed: makes the clean copy on `below` the primary and drops the
+  // faster copies (an eviction that writes nothing), and ends the claim.
   void demote_to_clean(BufferRecord* r, Tier below) SPILLWAY_REQUIRES(mu_);
   void maybe_proactive(Tier t) SPILLWAY_REQUIRES(mu_);
   // Reserves a block on memory tier t, evicting and waiting as allowed.
@@ -253,40 +335,48 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
                   bool wait_for_pins, bool* waited = nullptr) SPILLWAY_REQUIRES(mu_);
   void wait_io(Lock& lk, const char* what) SPILLWAY_REQUIRES(mu_);
 
-  // Launches a move of r from its primary to `to`, into `dst` (a block) or
-  // `ext` (disk). The ticket (if any) is completed at commit.
+  // ---- moves (moves.cpp) ----
+  // Claims r and launches a move from its primary to `to`, into `dst` (a
+  // block) or `ext` (disk); false, with nothing changed, when r cannot be
+  // claimed (a pin came first). The ticket (if any) is completed at commit.
   // With on_caller, nothing is queued: the caller unlocks and calls
-  // run_move itself (fetches for a pin, explicit evictions: the caller would
-  // only wait for a worker otherwise).
-  void launch_move(BufferRecord* r, Tier to, void* dst, std::optional<SpillExtent> ext,
-                   bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket,
-                   bool on_caller = false) SPILLWAY_REQUIRES(mu_);
+  // run_move itself (fetches for a pin, explicit evictions: the caller
+  // would only wait for a worker otherwise). With `claimed`, the caller
+  // holds the claim already.
+  bool launch_move(BufferRecord* r, Tier to, void* dst, std::optional<SpillExtent> ext, bool is_eviction,
+                   EvictionReason reason, std::shared_ptr<MoveTicket> ticket, bool on_caller = false,
+                   bool claimed = false) SPILLWAY_REQUIRES(mu_);
   void run_move(BufferRecord* r, Tier from, Tier to, void* dst, std::optional<SpillExtent> ext,
                 bool is_eviction, EvictionReason reason, std::shared_ptr<MoveTicket> ticket) SPILLWAY_EXCLUDES(mu_);
   void copy_bytes(BufferRecord* r, Tier from, Tier to, void* dst, SpillExtent* ext,
                   std::uint64_t* stored, MoveTicket* ticket) SPILLWAY_EXCLUDES(mu_);
-
-  void* pin_impl(BufferRecord* r, Tier where, Access access, bool ordered, void* stream) SPILLWAY_EXCLUDES(mu_);
   // Staging rings for disk <-> device moves: one per move in flight, made
   // on demand and kept for reuse.
   std::unique_ptr<StagingRing> take_ring(MemoryArena* arena) SPILLWAY_EXCLUDES(mu_);
   void give_ring(std::unique_ptr<StagingRing> ring) SPILLWAY_EXCLUDES(mu_);
 
+  // ---- pins (pins.cpp) ----
   void grant_pin(BufferRecord* r, Access access) SPILLWAY_REQUIRES(mu_);
-  void unpin_locked(Lock& lk, BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // Ends one pin; a record freed while pinned is freed by its last unpin
+  // (its keepalive handed to `keep`, to be dropped after the lock).
+  void unpin_locked(Lock& lk, BufferRecord* r, std::shared_ptr<PoolCore>* keep) SPILLWAY_REQUIRES(mu_);
   // ReadWrite: clean copies go now, or when r's copy fence is done.
   void invalidate_clean(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
   // Polls the fences of stream-ordered copies and deferred unpins; applies
   // those that are done. Returns whether any was.
   bool poll_fences(Lock& lk) SPILLWAY_REQUIRES(mu_);
   // r's copy fence is done: drop what it kept.
-  void settle(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
-  // Waits until `deadline` or a change; with fences pending, in short steps
-  // that poll them.
+  void fence_done(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // Waits until `deadline` or a change (a move committed, a pin ended);
+  // with fences pending, in short steps that poll them.
   void wait_for_change(Lock& lk, Clock::time_point deadline) SPILLWAY_REQUIRES(mu_);
   void free_now(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+
+  // ---- accounting (accounting.cpp) ----
   [[noreturn]] void throw_oom(Lock& lk, Tier t, std::size_t bytes, const std::string& detail) SPILLWAY_REQUIRES(mu_);
-  std::vector<std::pair<std::string, std::size_t>> pinned_by_label(Tier t) const SPILLWAY_REQUIRES(mu_);
+  std::vector<std::pair<std::string, std::size_t>> pinned_by_label(Tier t) SPILLWAY_REQUIRES(mu_);
+  // Pinned bytes of each memory tier: the pool's counter plus every shard's.
+  std::array<std::uint64_t, 2> pinned_bytes() const SPILLWAY_REQUIRES(mu_);
   // Records an event when tracing is on (under mu_). `bytes` is used when
   // there is no record.
   void emit(TraceKind kind, const BufferRecord* r, Tier from, Tier to, EvictionReason reason,
@@ -303,25 +393,31 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::unique_ptr<SpillStore> store_;
   std::string spill_dir_;
   std::string backend_reason_;
+  std::unique_ptr<ReplacementPolicy> policy_;
+  // The fastest enabled tier at or below each tier (kTierCount: none).
+  std::array<int, kTierCount> first_tier_{};
   std::unique_ptr<IoExecutor> io_;
   std::unique_ptr<instrument::MetricsFileWriter> metrics_;  // when options_.metrics_file is set
   std::unique_ptr<instrument::LiveStatsPublisher> live_;    // when options_.live_stats is set
   Mutex staging_mu_;
   std::vector<std::unique_ptr<StagingRing>> free_rings_ SPILLWAY_GUARDED_BY(staging_mu_);
+  RaceHook race_hook_ = nullptr;
+  bool broken_pin_ordering_ = false;
+
+  // ---- read by the fast path ----
+  std::atomic<std::uint8_t> fast_mode_{kFast};
+  std::atomic<bool> closed_{false};
+  std::atomic<int> waiters_{0};  // threads waiting for a pin to end or a move to commit
+  std::atomic<std::uint64_t> next_id_{1};
+  ShardTable shards_;
 
   mutable Mutex mu_;
   std::condition_variable cv_;
-  int waiters_ SPILLWAY_GUARDED_BY(mu_) = 0;
-  bool closed_ SPILLWAY_GUARDED_BY(mu_) = false;
-  std::uint64_t next_id_ SPILLWAY_GUARDED_BY(mu_) = 1;
-  std::uint64_t clock_ SPILLWAY_GUARDED_BY(mu_) = 0;
-  std::unordered_map<std::uint64_t, std::unique_ptr<BufferRecord>> records_ SPILLWAY_GUARDED_BY(mu_);
-  std::array<RecordList, kTierCount> primary_lists_ SPILLWAY_GUARDED_BY(mu_){RecordList(kPrimaryList, 0),
-                                                    RecordList(kPrimaryList, 1),
-                                                    RecordList(kPrimaryList, 2)};
-  std::array<RecordList, kTierCount> clean_lists_ SPILLWAY_GUARDED_BY(mu_){RecordList(kCleanList, 0),
-                                                  RecordList(kCleanList, 1),
-                                                  RecordList(kCleanList, 2)};
+  // Every adopted record (pending ones are in their home shard). Owns them.
+  RecordList all_ SPILLWAY_GUARDED_BY(mu_){kAllList};
+  std::array<RecordList, 2> rings_ SPILLWAY_GUARDED_BY(mu_){RecordList(kDeviceRing), RecordList(kHostRing)};
+  std::array<RecordList, 2> clean_lists_ SPILLWAY_GUARDED_BY(mu_){RecordList(kCleanHostList),
+                                                                  RecordList(kCleanDiskList)};
   std::array<std::uint64_t, kTierCount> pending_out_ SPILLWAY_GUARDED_BY(mu_){};  // bytes being spilled out of a tier
   // Storage taken from a tier but held by no record yet: the destination of
   // a move in flight (block or extent), a block between make_room and its
@@ -338,19 +434,20 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::vector<Fenced> fenced_ SPILLWAY_GUARDED_BY(mu_);
   std::string last_spill_error_ SPILLWAY_GUARDED_BY(mu_);
 
-  // Statistics (under mu_).
+  // Statistics kept under mu_; the fast path's counterparts are in the
+  // shards, and readers add both (accounting.cpp).
   std::array<std::uint64_t, kTierCount> clean_bytes_ SPILLWAY_GUARDED_BY(mu_){};
-  // Footprints of the evictable primaries on each tier that have a clean
-  // copy below (BufferRecord::backed_on): room the tier can have back at
-  // once, with no write, so proactive spilling leaves them where they are.
+  // Footprints of the primaries on each tier that have a clean copy below
+  // (BufferRecord::backed_on): room the tier can have back with no write,
+  // so proactive spilling leaves them where they are.
   std::array<std::uint64_t, kTierCount> backed_bytes_ SPILLWAY_GUARDED_BY(mu_){};
-  std::array<std::uint64_t, kTierCount> pinned_bytes_ SPILLWAY_GUARDED_BY(mu_){};
+  std::array<std::int64_t, 2> pinned_bytes_ SPILLWAY_GUARDED_BY(mu_){};  // slow-path part
   mutable std::array<std::uint64_t, kTierCount> peak_bytes_ SPILLWAY_GUARDED_BY(mu_){};
-  std::array<std::uint64_t, kTierCount> buffers_ SPILLWAY_GUARDED_BY(mu_){};
+  std::array<std::int64_t, kTierCount> buffers_ SPILLWAY_GUARDED_BY(mu_){};  // slow-path part
   std::array<std::array<MoveStats, kTierCount>, kTierCount> moves_ SPILLWAY_GUARDED_BY(mu_){};
   std::array<std::uint64_t, kEvictionReasonCount> evictions_ SPILLWAY_GUARDED_BY(mu_){};
   std::uint64_t clean_evictions_ SPILLWAY_GUARDED_BY(mu_) = 0;
-  std::uint64_t pins_ SPILLWAY_GUARDED_BY(mu_) = 0;
+  std::uint64_t pins_ SPILLWAY_GUARDED_BY(mu_) = 0;  // slow-path part
   std::uint64_t pin_waits_ SPILLWAY_GUARDED_BY(mu_) = 0;
   double stall_seconds_ SPILLWAY_GUARDED_BY(mu_) = 0;
   std::array<std::uint64_t, kMoveLatencyBounds.size() + 1> move_latency_ SPILLWAY_GUARDED_BY(mu_){};

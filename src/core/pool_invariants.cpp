@@ -1,19 +1,24 @@
 // src/core/pool_invariants.cpp — PoolCore::check_invariants: the residency
 // state machine checked against itself and against the tiers' own books.
 //
-// Everything here runs under mu_ and only reads. The books it compares:
+// Everything here runs under mu_ and every thread shard's lock, with every
+// record frozen (kFrozen) so that no fast-path pin or unpin runs; it changes
+// nothing else (pending records are adopted and freed ones collected first,
+// as any slow path may). The books it compares:
 //   arena(t)->used()       what the memory tier's sub-allocator handed out
 //   store_->stats()        what the spill store's extent allocator handed out
-//   clean/pinned/buffers_  the pool's counters (what stats() reports)
+//   clean/pinned/buffers   the pool's counters plus every shard's (what stats() reports)
 // against what the records say they hold. Storage the pool holds outside any
 // record for a moment (the destination of a move in flight, a block between
-// make_room and its owner, extents being released without the lock) is
-// counted in reserved_bytes_ / releasing_disk_bytes_ / deferred_release_.
+// make_room and its owner, extents being released without the lock, free
+// blocks in thread caches) is counted in reserved_bytes_ /
+// releasing_disk_bytes_ / deferred_release_ / the shards' bins.
 #include "pool_core.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -54,10 +59,63 @@ void check_overlaps(std::vector<Span>& spans, std::string_view tier,
 
 }  // namespace
 
-std::vector<std::string> PoolCore::check_invariants() const {
+std::vector<std::string> PoolCore::check_invariants() {
   Lock lk(mu_);
   std::vector<std::string> out;
-  if (closed_) return out;  // storage is gone; nothing left to check
+  if (closed_.load(std::memory_order_relaxed)) return out;  // storage is gone; nothing left to check
+
+  // Hold the world still. Every shard's lock: no allocation or free on the
+  // fast path begins (their pending and freed records come into the lists
+  // first). Every record frozen: no pin or unpin on the fast path begins;
+  // those already past their CAS finish within a few instructions, which
+  // each shard's seq tells.
+  std::vector<ThreadShard*> shards;
+  shards_.for_each([&](ThreadShard& s) SPILLWAY_NO_THREAD_SAFETY_ANALYSIS {
+    s.lock.lock();
+    adopt_pending(s);
+    collect_garbage(s);
+    shards.push_back(&s);
+  });
+  for (BufferRecord* r = all_.front(); r != nullptr; r = all_.next(r)) {
+    r->state.fetch_or(state::kFrozen, std::memory_order_seq_cst);
+  }
+  const auto settle_until = Clock::now() + std::chrono::seconds(1);
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    while ((shards[i]->seq.load(std::memory_order_acquire) & 1) != 0) {
+      if (Clock::now() >= settle_until) {
+        out.push_back("thread shard " + std::to_string(i) + ": a pin or unpin stayed half done for 1 s");
+        break;
+      }
+      std::this_thread::yield();
+    }
+  }
+  struct Thaw {
+    PoolCore* core;
+    std::vector<ThreadShard*>& shards;
+    ~Thaw() SPILLWAY_NO_THREAD_SAFETY_ANALYSIS {
+      for (BufferRecord* r = core->all_.front(); r != nullptr; r = core->all_.next(r)) {
+        r->state.fetch_and(~state::kFrozen, std::memory_order_acq_rel);
+      }
+      for (ThreadShard* s : shards) s->lock.unlock();
+    }
+  } thaw{this, shards};
+  std::uint64_t cached[2] = {0, 0};
+  std::array<std::int64_t, kTierCount> shard_buffers{};
+  for (ThreadShard* sh : shards) {
+    for (std::size_t t = 0; t < 2; ++t) {
+      std::uint64_t in_bins = 0;
+      for (int c = 0; c < kSizeClasses; ++c) {
+        in_bins += static_cast<std::uint64_t>(sh->bins[t][static_cast<std::size_t>(c)].count) * class_bytes(c);
+      }
+      if (in_bins != sh->cached_bytes[t].load(std::memory_order_relaxed)) {
+        out.push_back(std::string(tier_name(static_cast<Tier>(t))) + " tier: a thread cache counts " +
+                      std::to_string(sh->cached_bytes[t].load(std::memory_order_relaxed)) + " bytes, its bins hold " +
+                      std::to_string(in_bins));
+      }
+      cached[t] += in_bins;
+    }
+    for (std::size_t t = 0; t < kTierCount; ++t) shard_buffers[t] += sh->buffers[t].load(std::memory_order_relaxed);
+  }
 
   std::array<std::uint64_t, kTierCount> held{};     // bytes records hold per tier
   std::array<std::uint64_t, kTierCount> clean{};    // of which clean copies
@@ -70,9 +128,9 @@ std::vector<std::string> PoolCore::check_invariants() const {
     out.push_back(buffer_name(r) + ": " + what);
   };
 
-  for (const auto& [id, rp] : records_) {
+  for (const BufferRecord* rp = all_.front(); rp != nullptr; rp = all_.next(rp)) {
     const BufferRecord& r = *rp;
-    if (r.id != id) bad(r, "filed under id " + std::to_string(id));
+    const std::uint64_t st = r.state.load(std::memory_order_acquire);
     const int p = tier_index(r.primary);
     ++buffers[p];
     if (r.moving) ++moving;
@@ -113,40 +171,63 @@ std::vector<std::string> PoolCore::check_invariants() const {
         }
       }
     }
-    if (r.pins > 0) {
+    if (state::pins(st) > 0) {
       pinned[p] += r.footprint;
       if (r.moving) bad(r, "is pinned and moving at once");
       if (r.primary == Tier::Disk && r.size > 0) bad(r, "is pinned on the disk tier");
-      if (r.primary != Tier::Disk && r.block[p] != r.pinned_block) {
+      if (r.primary != Tier::Disk && r.block[p] != r.pinned_block.load(std::memory_order_relaxed)) {
         bad(r, "its primary block changed while pinned");
       }
     } else if (r.dead && !r.moving) {
       bad(r, "was freed by its owner but still holds storage (neither pinned nor moving)");
     }
     if (r.stale_clean && !r.copy_fence) bad(r, "has stale clean copies but no copy in flight");
-    // Eviction lists: only unpinned, settled records, on the tier they name;
-    // those with a clean copy below counted as room (backed_bytes_).
-    bool listed = false;
-    for (int t = 0; t < kTierCount; ++t) {
-      const Tier tt = static_cast<Tier>(t);
-      if (r.hooks[kPrimaryList][t].linked) {
-        listed = true;
-        if (r.clean_below() != (r.backed_on == t)) {
-          bad(r, r.clean_below() ? "has a clean copy below but is not counted in backed_bytes"
-                                 : "is counted in backed_bytes without a clean copy below");
-        }
-        if (r.backed_on == t) backed[t] += r.footprint;
-        if (r.moving || r.pins > 0 || r.dead) bad(r, "is in an eviction list while pinned, moving or freed");
-        if (t != p) {
-          bad(r, "is in the " + std::string(tier_name(tt)) + " eviction list but its primary is on the " +
-                     std::string(tier_name(r.primary)) + " tier");
-        }
+    // The state word against the fields: a settled record is on the fast
+    // path, on its primary tier; anything else keeps the fast path away.
+    const bool settled = !r.claimed && !r.moving && !r.dead && !r.copy_fence && r.size > 0;
+    if (settled) {
+      if ((st & state::kSlow) != 0) bad(r, "is settled but its state word keeps pins off the fast path");
+      if (state::tier_of(st) != p) {
+        bad(r, "its state word says the " + std::string(tier_name(static_cast<Tier>(state::tier_of(st) & 3))) +
+                   " tier, its primary is on the " + std::string(tier_name(r.primary)) + " tier");
       }
-      if (r.hooks[kCleanList][t].linked && (!r.has_clean(tt) || r.moving)) {
-        bad(r, "is in the " + std::string(tier_name(tt)) + " clean list without a settled clean copy there");
+      if (((st & state::kCleanBelow) != 0) != r.clean_below()) {
+        bad(r, r.clean_below() ? "has a clean copy below that its state word does not show (a ReadWrite pin would keep it)"
+                               : "its state word shows a clean copy below that it does not have");
+      }
+    } else if ((st & state::kSlow) == 0) {
+      bad(r, "is moving, claimed, freed or fenced but its state word lets pins take the fast path");
+    }
+    if ((st & state::kGarbage) != 0) bad(r, "was freed on the fast path but is still in the pool's lists");
+    // Rings: every resident, settled buffer on its primary tier's ring (the
+    // only place an eviction looks), counted in backed_bytes when it has a
+    // clean copy below.
+    const bool ringed = r.size > 0 && r.primary != Tier::Disk && !r.moving && !r.dead;
+    bool listed = false;
+    for (int t = 0; t < 2; ++t) {
+      if (!rings_[static_cast<std::size_t>(t)].contains(&r)) continue;
+      listed = true;
+      if (t != p) {
+        bad(r, "is in the " + std::string(tier_name(static_cast<Tier>(t))) + " ring but its primary is on the " +
+                   std::string(tier_name(r.primary)) + " tier");
+      }
+      if (!ringed) bad(r, "is in a ring while moving or freed");
+    }
+    if (ringed && !listed) bad(r, "is resident on the " + std::string(tier_name(r.primary)) + " tier but in no ring: no eviction can find it");
+    if (listed && r.clean_below() != (r.backed_on == p)) {
+      bad(r, r.clean_below() ? "has a clean copy below but is not counted in backed_bytes"
+                             : "is counted in backed_bytes without a clean copy below");
+    }
+    if (r.backed_on >= 0) {
+      if (!listed) bad(r, "is counted in backed_bytes but in no ring");
+      backed[static_cast<std::size_t>(r.backed_on)] += r.footprint;
+    }
+    for (Tier t : {Tier::Host, Tier::Disk}) {
+      const RecordList& clean = clean_lists_[t == Tier::Disk ? 1 : 0];
+      if (clean.contains(&r) && (!r.has_clean(t) || r.moving)) {
+        bad(r, "is in the " + std::string(tier_name(t)) + " clean list without a settled clean copy there");
       }
     }
-    if (!listed && r.backed_on >= 0) bad(r, "is counted in backed_bytes but in no eviction list");
   }
 
   // Extents released by the pool but not yet given back to the store.
@@ -164,12 +245,12 @@ std::vector<std::string> PoolCore::check_invariants() const {
     const int ti = tier_index(t);
     const MemoryArena* a = arena(t);
     if (a == nullptr) continue;
-    const std::uint64_t expect = held[ti] + reserved_bytes_[ti];
+    const std::uint64_t expect = held[ti] + reserved_bytes_[ti] + cached[ti];
     if (a->used() != expect) {
       out.push_back(std::string(tier_name(t)) + " tier: the arena has " + std::to_string(a->used()) +
-                    " bytes in use, the records hold " + std::to_string(held[ti]) + " and moves in flight " +
-                    std::to_string(reserved_bytes_[ti]) + " (difference " +
-                    std::to_string(static_cast<std::int64_t>(a->used() - expect)) + ")");
+                    " bytes in use, the records hold " + std::to_string(held[ti]) + ", moves in flight " +
+                    std::to_string(reserved_bytes_[ti]) + " and thread caches " + std::to_string(cached[ti]) +
+                    " (difference " + std::to_string(static_cast<std::int64_t>(a->used() - expect)) + ")");
     }
   }
   if (store_) {
@@ -188,22 +269,25 @@ std::vector<std::string> PoolCore::check_invariants() const {
                     std::to_string(reserved_bytes_[2]));
     }
   }
+  const auto pinned_now = pinned_bytes();
   for (int t = 0; t < kTierCount; ++t) {
     const std::string name(tier_name(static_cast<Tier>(t)));
+    const std::uint64_t pinned_counter = t < 2 ? pinned_now[static_cast<std::size_t>(t)] : 0;
+    const std::int64_t buffer_counter = buffers_[static_cast<std::size_t>(t)] + shard_buffers[static_cast<std::size_t>(t)];
     if (clean_bytes_[t] != clean[t]) {
       out.push_back(name + " tier: clean_bytes is " + std::to_string(clean_bytes_[t]) +
                     ", the clean copies add up to " + std::to_string(clean[t]));
     }
-    if (pinned_bytes_[t] != pinned[t]) {
-      out.push_back(name + " tier: pinned_bytes is " + std::to_string(pinned_bytes_[t]) +
+    if (pinned_counter != pinned[t]) {
+      out.push_back(name + " tier: pinned_bytes is " + std::to_string(pinned_counter) +
                     ", the pinned buffers add up to " + std::to_string(pinned[t]));
     }
     if (backed_bytes_[t] != backed[t]) {
       out.push_back(name + " tier: backed_bytes is " + std::to_string(backed_bytes_[t]) +
                     ", the evictable buffers with a clean copy below add up to " + std::to_string(backed[t]));
     }
-    if (buffers_[t] != buffers[t]) {
-      out.push_back(name + " tier: the buffer count is " + std::to_string(buffers_[t]) + ", " +
+    if (buffer_counter != static_cast<std::int64_t>(buffers[t])) {
+      out.push_back(name + " tier: the buffer count is " + std::to_string(buffer_counter) + ", " +
                     std::to_string(buffers[t]) + " records have their primary there");
     }
   }
@@ -220,11 +304,6 @@ std::vector<std::string> PoolCore::check_invariants() const {
     }
   }
   return out;
-}
-
-void PoolCore::skew_pinned_bytes_for_testing(Tier t, std::int64_t delta) {
-  Lock lk(mu_);
-  pinned_bytes_[tier_index(t)] += static_cast<std::uint64_t>(delta);
 }
 
 }  // namespace spillway::detail

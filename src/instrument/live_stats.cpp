@@ -30,7 +30,7 @@ constexpr std::size_t kPayloadWords = sizeof(LiveStatsPayload) / 8;
 // A field added to PoolStats (or TierStats, MoveStats, ErrorStats) changes
 // this: copy it in to_block/from_block, add it to LiveStatsPayload and bump
 // kLiveStatsVersion, then update the number.
-static_assert(sizeof(PoolStats) == 752, "PoolStats changed: update the live stats block");
+static_assert(sizeof(PoolStats) == 776, "PoolStats changed: update the live stats block");
 // How long a reader keeps retrying a block that is mid-update, or a segment
 // whose creator has not finished its header yet.
 constexpr std::chrono::milliseconds kReadPatience{1000};
@@ -150,6 +150,7 @@ void to_block(const PoolStats& s, LiveStatsPayload& out) {
     b.buffers = in.buffers;
     b.largest_free_bytes = in.largest_free_bytes;
     b.fragmentation = in.fragmentation;
+    b.thread_cached_bytes = in.thread_cached_bytes;
   }
   for (int f = 0; f < kTierCount; ++f) {
     for (int t = 0; t < kTierCount; ++t) {
@@ -190,6 +191,7 @@ PoolStats from_block(const LiveStatsPayload& in) {
     out.buffers = b.buffers;
     out.largest_free_bytes = b.largest_free_bytes;
     out.fragmentation = b.fragmentation;
+    out.thread_cached_bytes = b.thread_cached_bytes;
   }
   for (int f = 0; f < kTierCount; ++f) {
     for (int t = 0; t < kTierCount; ++t) {

@@ -40,7 +40,7 @@ namespace spillway::instrument {
 // reader that sees it sees the rest of the header.
 inline constexpr std::uint64_t kLiveStatsMagic = 0x014556494c575053ULL;
 // Bump whenever LiveStatsBlock's layout (or the meaning of a field) changes.
-inline constexpr std::uint32_t kLiveStatsVersion = 3;
+inline constexpr std::uint32_t kLiveStatsVersion = 4;
 inline constexpr const char* kShmDirectory = "/dev/shm";
 
 // ---- the block in shared memory ------------------------------------------
@@ -58,6 +58,7 @@ struct LiveTierBlock {
   std::uint64_t buffers;
   std::uint64_t largest_free_bytes;
   double fragmentation;
+  std::uint64_t thread_cached_bytes;  // version 4 on
 };
 
 struct LiveMoveBlock {
@@ -106,7 +107,7 @@ struct LiveStatsBlock {
 static_assert(kTierCount == 3 && kEvictionReasonCount == 3 && kMoveLatencyBounds.size() + 1 == 13,
               "PoolStats changed shape: update LiveStatsPayload and bump kLiveStatsVersion");
 static_assert(std::is_trivially_copyable_v<LiveStatsPayload> && std::is_standard_layout_v<LiveStatsPayload>);
-static_assert(sizeof(LiveStatsPayload) == 8 * (2 + 3 * 9 + 9 * 4 + 3 + 9 + 5 + 13 + 1),
+static_assert(sizeof(LiveStatsPayload) == 8 * (2 + 3 * 10 + 9 * 4 + 3 + 9 + 5 + 13 + 1),
               "LiveStatsPayload has padding or a field that is not 8 bytes");
 static_assert(std::is_standard_layout_v<LiveStatsBlock> && alignof(LiveStatsBlock) == 8);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free &&

@@ -1,0 +1,225 @@
+// src/core/buffer_record.hpp — one buffer's record: where its bytes are, and
+// the atomic state word that lets a pin of a resident buffer skip the pool's
+// lock.
+//
+// Note [Residency state machine]
+// ------------------------------
+// A buffer has one *primary* copy (the authoritative bytes) on one tier and
+// optional *clean copies* on slower tiers. Every change of where the bytes
+// are — a spill, a fetch, a clean eviction, a free — runs on the *slow path*
+// under PoolCore::mu_. The pin of a buffer whose primary is already on the
+// asked tier, and its unpin, run on the *fast path*: they touch only the
+// record's `state` word (one compare-and-swap each) and the calling thread's
+// own counters (ThreadShard), never the pool's lock or a line that every
+// buffer shares.
+//
+// The state word (64 bits):
+//   bits 0-31   pins       live pins (fast and slow alike)
+//   bits 32-33  tier       the primary tier while the record is settled
+//                          (kNoTier for a zero-byte buffer)
+//   kSlow       the fast path is refused: the record is claimed by the slow
+//               path (a move or a clean eviction is changing its primary),
+//               or freed while pinned, or a stream-ordered copy into it may
+//               still run, or it is zero bytes long, or the pool is closed
+//   kCleanBelow a clean copy exists below the primary: a ReadWrite pin must
+//               drop it, so it takes the slow path (a Read pin need not)
+//   kFrozen     check_invariants() holds every record still for a moment
+//   kRef        pinned since the eviction scan last passed (CLOCK)
+//   kFresh      allocated, and neither pinned nor hinted since (Lookahead)
+//   kGarbage    freed on the fast path; the record waits in its freeing
+//               thread's shard until a batch unlinks it (PoolCore::collect)
+//
+// The two rules that make the fast path safe:
+//   1. A fast pin is one CAS from a word with pins = n, tier = T, neither
+//      kSlow nor kFrozen set, to pins = n + 1 (with kRef set, kFresh
+//      cleared). Only then does it read block[T], which is stable: see 2.
+//   2. The slow path changes a record's primary block only after *claiming*
+//      the record: one CAS from a word with pins = 0 and kSlow clear to one
+//      with kSlow set. Pin and claim race on the same word, so exactly one
+//      wins: an eviction never takes a pinned buffer, and no pin is ever
+//      granted to a buffer being moved (the pin sees kSlow, takes the slow
+//      path, finds the record moving and waits). The claim ends with
+//      settle() (PoolCore), which rewrites tier, kSlow and kCleanBelow from
+//      the record's fields, keeping the pins, kRef and kFresh bits.
+// Everything else in a record that can change (primary, blocks, extent,
+// flags, list hooks) is guarded by PoolCore::mu_; a pending record (born
+// on the fast path and not yet in the pool's lists) is guarded by its home
+// shard's lock instead, until PoolCore::adopt() takes it into the lists.
+//
+// Unpins: a fast unpin is one CAS from pins = n (neither kSlow nor kFrozen)
+// to n - 1. When a thread waits for pins to end (PoolCore::waiters_), every
+// unpin takes the slow path so that it can wake the waiter; a record freed
+// while pinned has kSlow set, so its last unpin frees it.
+//
+// Counters: the pin count, and the pinned bytes of a 0 -> 1 or 1 -> 0
+// change, go to the calling thread's ThreadShard. Its `seq` is odd while a
+// fast pin or unpin is between its CAS and its counter update, which lets
+// check_invariants() wait for those few instructions to end after freezing
+// the records (see ThreadShard).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "spillway/tier.hpp"
+#include "tiers/disk/spill_store.hpp"
+
+namespace spillway::detail {
+
+class Fence;
+class PoolCore;
+struct BufferRecord;
+struct ThreadShard;
+
+namespace state {
+inline constexpr std::uint64_t kPinMask = 0xFFFF'FFFFull;
+inline constexpr int kTierShift = 32;
+inline constexpr std::uint64_t kTierMask = std::uint64_t{3} << kTierShift;
+inline constexpr std::uint64_t kNoTier = 3;
+inline constexpr std::uint64_t kSlow = std::uint64_t{1} << 34;
+inline constexpr std::uint64_t kCleanBelow = std::uint64_t{1} << 35;
+inline constexpr std::uint64_t kFrozen = std::uint64_t{1} << 36;
+inline constexpr std::uint64_t kRef = std::uint64_t{1} << 37;
+inline constexpr std::uint64_t kFresh = std::uint64_t{1} << 38;
+inline constexpr std::uint64_t kGarbage = std::uint64_t{1} << 39;
+
+constexpr std::uint32_t pins(std::uint64_t s) { return static_cast<std::uint32_t>(s & kPinMask); }
+constexpr std::uint64_t tier_bits(int tier) { return static_cast<std::uint64_t>(tier) << kTierShift; }
+constexpr int tier_of(std::uint64_t s) { return static_cast<int>((s & kTierMask) >> kTierShift); }
+}  // namespace state
+
+// Intrusive doubly-linked lists of records, one hook per list kind, so that
+// linking and unlinking never allocates. A record is in at most one ring
+// (its primary tier's), in the clean list of each tier that holds a clean
+// copy, and in `all` (the pool's registry; a home shard's pending list uses
+// the same hook before the record is adopted).
+enum ListKind : int {
+  kDeviceRing = 0,
+  kHostRing = 1,
+  kCleanHostList = 2,
+  kCleanDiskList = 3,
+  kAllList = 4,
+  kListKinds = 5
+};
+
+struct ListHook {
+  BufferRecord* prev = nullptr;
+  BufferRecord* next = nullptr;
+  bool linked = false;
+};
+
+class RecordList {
+ public:
+  explicit RecordList(ListKind kind) : kind_(kind) {}
+  RecordList(const RecordList&) = delete;
+  RecordList& operator=(const RecordList&) = delete;
+  void push_back(BufferRecord* r);
+  void remove(BufferRecord* r);
+  void move_to_back(BufferRecord* r) {
+    remove(r);
+    push_back(r);
+  }
+  bool contains(const BufferRecord* r) const;
+  BufferRecord* front() const { return head_; }
+  BufferRecord* next(const BufferRecord* r) const;
+  bool empty() const { return head_ == nullptr; }
+  std::size_t size() const { return size_; }
+
+ private:
+  ListHook& hook(BufferRecord* r) const;
+  ListKind kind_;
+  BufferRecord* head_ = nullptr;
+  BufferRecord* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+inline constexpr std::uint64_t kNoHint = ~std::uint64_t{0};
+
+struct BufferRecord {
+  // ---- lock-free (see the note above) ----
+  std::atomic<std::uint64_t> state{0};
+  // The block the live pins point at, stored by the pin that took the count
+  // from 0 to 1: check_invariants() verifies that a pinned buffer's bytes
+  // never moved.
+  std::atomic<void*> pinned_block{nullptr};
+  // For Lookahead: the executor step at which the buffer is next used.
+  std::atomic<std::uint64_t> next_use{kNoHint};
+
+  // ---- fixed at allocation ----
+  std::uint64_t id = 0;
+  std::size_t size = 0;
+  std::size_t footprint = 0;  // bytes the buffer takes in a memory arena
+  std::string label;
+  ThreadShard* home = nullptr;  // the shard whose pending list held it at birth (nullptr: born adopted)
+
+  // ---- under PoolCore::mu_ (under home->lock while pending) ----
+  Tier primary = Tier::Host;
+  std::array<void*, 2> block{};  // Device, Host
+  bool on_disk = false;
+  bool disk_zero = false;  // disk copy is "all zeros", not yet written
+  SpillExtent extent;
+  bool claimed = false;  // the slow path is changing its primary (see try_claim)
+  bool moving = false;   // a move is in flight (claimed until it commits)
+  bool dead = false;     // the Buffer is gone; free when the move or last pin ends
+  bool adopted = false;  // in the pool's lists (else in its home shard's pending list)
+  // A stream-ordered copy into the device block that may still be running
+  // (stream-aware pin). While it is, the record holds a pin (so nothing
+  // moves or frees it), stays off the clean lists (the copy reads the host
+  // copy) and keeps clean copies that a ReadWrite pin made stale.
+  std::shared_ptr<Fence> copy_fence;
+  bool stale_clean = false;  // drop the clean copies once copy_fence is done
+  // The tier whose backed_bytes_ counts this record (its primary is there
+  // with a clean copy below), or -1.
+  std::int8_t backed_on = -1;
+  // Freed while pinned after its Buffer went: the core stays alive until the
+  // last unpin (a Pin holds a plain pointer to it).
+  std::shared_ptr<PoolCore> keepalive;
+  // The label's id in the current trace recorder (interned on first use).
+  mutable std::uint32_t trace_label = 0;
+  mutable std::uint64_t trace_label_generation = 0;
+  std::array<ListHook, kListKinds> hooks{};
+  // Under the freeing thread's shard lock: the next record in its garbage.
+  BufferRecord* garbage_next = nullptr;
+
+  bool has_copy(Tier t) const { return t == Tier::Disk ? on_disk : block[tier_index(t)] != nullptr; }
+  bool has_clean(Tier t) const { return t != primary && has_copy(t); }
+  // A clean copy below the primary: evicting it writes nothing.
+  bool clean_below() const { return has_clean(Tier::Host) || has_clean(Tier::Disk); }
+  // seq_cst: a thread that waits for pins to end reads this after counting
+  // itself in PoolCore::waiters_, and an unpin reads waiters_ after its CAS.
+  std::uint32_t pins() const { return state::pins(state.load(std::memory_order_seq_cst)); }
+  bool fresh() const { return (state.load(std::memory_order_relaxed) & state::kFresh) != 0; }
+};
+
+inline ListHook& RecordList::hook(BufferRecord* r) const { return r->hooks[kind_]; }
+inline BufferRecord* RecordList::next(const BufferRecord* r) const { return r->hooks[kind_].next; }
+inline bool RecordList::contains(const BufferRecord* r) const { return r->hooks[kind_].linked; }
+
+inline void RecordList::push_back(BufferRecord* r) {
+  ListHook& h = hook(r);
+  if (h.linked) return;
+  h.prev = tail_;
+  h.next = nullptr;
+  h.linked = true;
+  if (tail_ != nullptr) hook(tail_).next = r;
+  else head_ = r;
+  tail_ = r;
+  ++size_;
+}
+
+inline void RecordList::remove(BufferRecord* r) {
+  ListHook& h = hook(r);
+  if (!h.linked) return;
+  if (h.prev != nullptr) hook(h.prev).next = h.next;
+  else head_ = h.next;
+  if (h.next != nullptr) hook(h.next).prev = h.prev;
+  else tail_ = h.prev;
+  h = ListHook{};
+  --size_;
+}
+
+}  // namespace spillway::detail

@@ -1,0 +1,127 @@
+// src/core/thread_shard.hpp — what each thread keeps of its own in a pool:
+// counters that only it writes, a cache of free arena blocks, the records it
+// allocated that the pool's lists have not taken in yet, and the records it
+// freed that they have not let go yet.
+//
+// Threads are told apart by a process-wide slot index (this_thread_slot()),
+// given out when a thread first uses a pool and taken back when it exits, so
+// a pool holds at most one shard per slot and a slot's shard passes to the
+// next thread that gets the slot (with its counters: they are running sums).
+//
+// Counters (pins, net pinned bytes, net buffers per tier) are written only by
+// the owning thread, with a plain load and store: no read-modify-write, no
+// line another thread writes. Readers (stats(), check_invariants()) add
+// every shard to the pool's own counters. `seq` is odd while the owner is
+// between a fast pin's or unpin's CAS and its counter update; after freezing
+// every record, check_invariants() waits for each odd seq to move on, and
+// then the counters and the records agree.
+//
+// Block caches: per memory tier and size class, a few free blocks the
+// thread took from the arena (still counted there as used). An allocation
+// of a class size pops one, a free pushes one, without the pool's lock.
+// The slack is bounded: a shard keeps at most cache_limit(tier) bytes
+// (min(2 MiB, capacity / 32)), and the pool gives every cached block back
+// before it evicts anything to make room (PoolCore::make_room), so cached
+// blocks never cost a spill or an OutOfMemory. PoolStats shows them as
+// TierStats::thread_cached_bytes.
+//
+// Pending records: a record allocated on the fast path is linked into its
+// home shard's `pending` list, not the pool's; PoolCore::adopt() takes a
+// batch in (under mu_ and this lock) once 64 are waiting, or whenever the
+// pool needs to see every record (an eviction scan, check_invariants(),
+// shutdown). A record freed while still pending never meets the pool's lock.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "base/spin_lock.hpp"
+#include "buffer_record.hpp"
+#include "spillway/tier.hpp"
+
+namespace spillway::detail {
+
+// The calling thread's slot index, or -1 when it has none (more than
+// kMaxThreadSlots threads at once, or a thread that is exiting): such a
+// thread takes the slow path for everything.
+int this_thread_slot();
+inline constexpr int kMaxThreadSlots = 1024;
+
+// Size classes of the block caches: arena footprints 256, 512, 768, then
+// 2^k x {1, 1.25, 1.5, 1.75} from 1 KiB, up to 1 MiB. Only footprints that
+// are exactly a class are cached (a footprint is never rounded up to one).
+inline constexpr int kSizeClasses = 3 + 10 * 4 + 1;
+inline constexpr std::size_t kLargestCachedBlock = std::size_t{1} << 20;
+// The class of an arena footprint, or -1.
+int size_class(std::size_t footprint);
+std::size_t class_bytes(int size_class);
+
+struct CacheBin {
+  static constexpr int kSlots = 8;
+  int count = 0;
+  std::array<void*, kSlots> blocks{};
+};
+
+struct alignas(64) ThreadShard {
+  // ---- written by the owning thread only (plain load + store) ----
+  std::atomic<std::uint64_t> seq{0};
+  std::atomic<std::uint64_t> pins{0};
+  std::array<std::atomic<std::int64_t>, 2> pinned_bytes{};           // Device, Host: net
+  std::array<std::atomic<std::int64_t>, kTierCount> buffers{};       // net fast allocations - frees
+  std::array<std::atomic<std::uint64_t>, 2> cached_bytes{};          // in `bins` (under lock)
+
+  // ---- under `lock` ----
+  SpinLock lock;
+  std::uint64_t next_id = 0, id_end = 0;  // a block of buffer ids taken from the pool
+  std::array<std::array<CacheBin, kSizeClasses>, 2> bins{};
+  RecordList pending{kAllList};
+  BufferRecord* garbage = nullptr;
+  int garbage_count = 0;
+  // pending.size() + garbage_count, for readers that skip idle shards
+  // without taking the lock (stored under it).
+  std::atomic<int> backlog{0};
+  void count_backlog() {
+    backlog.store(static_cast<int>(pending.size()) + garbage_count, std::memory_order_relaxed);
+  }
+
+  void add(std::atomic<std::int64_t>& c, std::int64_t d) { c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+  void add(std::atomic<std::uint64_t>& c, std::uint64_t d) { c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+  // Around a fast pin's or unpin's CAS and counter update.
+  void enter() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  void leave() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+};
+
+// A pool's shards, one per thread slot, made on first use.
+class ShardTable {
+ public:
+  ShardTable();
+  ~ShardTable();
+  ShardTable(const ShardTable&) = delete;
+  ShardTable& operator=(const ShardTable&) = delete;
+
+  // The calling thread's shard, or nullptr when it has no slot.
+  ThreadShard* mine() {
+    const int slot = this_thread_slot();
+    if (slot < 0) return nullptr;
+    ThreadShard* s = slots_[static_cast<std::size_t>(slot)].load(std::memory_order_acquire);
+    return s != nullptr ? s : make(slot);
+  }
+  // Calls f(ThreadShard&) for every shard made so far.
+  template <class F>
+  void for_each(F&& f) const {
+    const int n = high_.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i) {
+      if (ThreadShard* s = slots_[static_cast<std::size_t>(i)].load(std::memory_order_acquire)) f(*s);
+    }
+  }
+
+ private:
+  ThreadShard* make(int slot);
+  std::unique_ptr<std::atomic<ThreadShard*>[]> slots_;
+  std::atomic<int> high_{0};  // slots below this may hold a shard
+};
+
+}  // namespace spillway::detail

@@ -159,10 +159,11 @@ class Buffer {
 
  private:
   friend class Pool;
-  Buffer(std::shared_ptr<detail::PoolCore> core, detail::BufferRecord* record, std::size_t size,
-         std::uint64_t id) noexcept;
+  Buffer(detail::PoolCore* core, detail::BufferRecord* record, std::size_t size, std::uint64_t id) noexcept;
 
-  std::shared_ptr<detail::PoolCore> core_;
+  // A plain pointer: the core counts its live Buffers (in per-thread
+  // counters, not one shared reference count) and outlives the last of them.
+  detail::PoolCore* core_ = nullptr;
   detail::BufferRecord* record_ = nullptr;
   std::size_t size_ = 0;
   std::uint64_t id_ = 0;

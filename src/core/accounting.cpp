@@ -25,6 +25,12 @@ std::array<std::uint64_t, 2> PoolCore::pinned_bytes() const {
   return {non_negative(sum[0]), non_negative(sum[1])};
 }
 
+std::int64_t PoolCore::live_handles() const {
+  std::int64_t n = handles_;
+  shards_.for_each([&](ThreadShard& s) { n += s.handles.load(std::memory_order_relaxed); });
+  return n;
+}
+
 std::vector<std::pair<std::string, std::size_t>> PoolCore::pinned_by_label(Tier t) {
   adopt_all();
   std::map<std::string, std::size_t> by_label;

@@ -208,6 +208,7 @@ BufferRecord* PoolCore::allocate_fast(std::size_t bytes, Tier preferred, std::st
         sh->pending.push_back(r);
         sh->count_backlog();
         sh->add(sh->buffers[static_cast<std::size_t>(t)], 1);
+        sh->add(sh->handles, 1);
         batch = sh->pending.size() >= kAdoptBatch;
       }
     }
@@ -249,6 +250,7 @@ BufferRecord* PoolCore::allocate_slow(std::size_t bytes, Tier preferred, std::st
   if (bytes == 0) {
     r->primary = candidates.front();
     ++buffers_[static_cast<std::size_t>(tier_index(r->primary))];
+    ++handles_;
     register_record(rec.release());
     publish_state(r);
     return r;
@@ -296,6 +298,7 @@ BufferRecord* PoolCore::allocate_slow(std::size_t bytes, Tier preferred, std::st
                         (last_spill_error_.empty() ? "" : "; last spill error: " + last_spill_error_));
   }
   ++buffers_[static_cast<std::size_t>(tier_index(r->primary))];
+  ++handles_;
   r->state.store(state::kFresh, std::memory_order_relaxed);
   register_record(rec.release());
   publish_state(r);
@@ -329,11 +332,14 @@ void PoolCore::free_now(BufferRecord* r) {
 
 void PoolCore::free(BufferRecord* r) noexcept {
   if (fast_mode_.load(std::memory_order_relaxed) != kSlowOnly && free_fast(r)) return;
+  std::shared_ptr<PoolCore> last;  // dropped after the lock: it may be the core's last owner
   Lock lk(mu_);
+  --handles_;
   if (closed_.load(std::memory_order_relaxed)) {
     // Storage is gone with the pool; a Pin that outlives this Buffer still
     // needs the core it points at.
     if (r->pins() > 0) r->keepalive = shared_from_this();
+    if (pool_released_ && live_handles() == 0) last = std::move(self_);
     return;
   }
   adopt(r);
@@ -383,6 +389,7 @@ bool PoolCore::free_fast(BufferRecord* r) {
         bin.blocks[static_cast<std::size_t>(bin.count++)] = r->block[static_cast<std::size_t>(t)];
         h->add(h->cached_bytes[static_cast<std::size_t>(t)], class_bytes(c));
         sh->add(sh->buffers[static_cast<std::size_t>(t)], -1);
+        sh->add(sh->handles, -1);
         if (!r->adopted) {
           h->pending.remove(r);  // never seen by the pool's lists
           h->count_backlog();

@@ -64,12 +64,12 @@ void Pin::release(Stream stream) {
 
 // ---- Buffer --------------------------------------------------------------------
 
-Buffer::Buffer(std::shared_ptr<detail::PoolCore> core, detail::BufferRecord* record,
-               std::size_t size, std::uint64_t id) noexcept
-    : core_(std::move(core)), record_(record), size_(size), id_(id) {}
+Buffer::Buffer(detail::PoolCore* core, detail::BufferRecord* record, std::size_t size,
+               std::uint64_t id) noexcept
+    : core_(core), record_(record), size_(size), id_(id) {}
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : core_(std::move(other.core_)),
+    : core_(std::exchange(other.core_, nullptr)),
       record_(std::exchange(other.record_, nullptr)),
       size_(std::exchange(other.size_, 0)),
       id_(std::exchange(other.id_, 0)) {}
@@ -77,7 +77,7 @@ Buffer::Buffer(Buffer&& other) noexcept
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     reset();
-    core_ = std::move(other.core_);
+    core_ = std::exchange(other.core_, nullptr);
     record_ = std::exchange(other.record_, nullptr);
     size_ = std::exchange(other.size_, 0);
     id_ = std::exchange(other.id_, 0);
@@ -89,9 +89,9 @@ Buffer::~Buffer() { reset(); }
 
 void Buffer::reset() noexcept {
   if (record_ != nullptr) {
-    core_->free(record_);
-    record_ = nullptr;
-    core_.reset();
+    detail::PoolCore* core = std::exchange(core_, nullptr);
+    detail::BufferRecord* record = std::exchange(record_, nullptr);
+    core->free(record);  // may end the core (the Pool gone, this the last Buffer)
   }
 }
 
@@ -113,13 +113,13 @@ unsigned Buffer::clean_copies() const {
 Pin Buffer::pin(Tier where, Access access) {
   if (record_ == nullptr) empty_handle("pin()");
   void* data = core_->pin(record_, where, access);
-  return Pin(core_.get(), record_, data, size_, where, access);
+  return Pin(core_, record_, data, size_, where, access);
 }
 
 Pin Buffer::pin(Tier where, Access access, Stream stream) {
   if (record_ == nullptr) empty_handle("pin()");
   void* data = core_->pin(record_, where, access, stream);
-  return Pin(core_.get(), record_, data, size_, where, access);
+  return Pin(core_, record_, data, size_, where, access);
 }
 
 void Buffer::prefetch(Tier where) {
@@ -142,12 +142,12 @@ void Buffer::evict(Tier where) {
 Pool::Pool(PoolOptions options) : core_(std::make_shared<detail::PoolCore>(std::move(options))) {}
 
 Pool::~Pool() {
-  if (core_) core_->shutdown();
+  if (core_) detail::PoolCore::release_pool(std::move(core_));
 }
 
 Buffer Pool::allocate(std::size_t bytes, Tier preferred, std::string_view label) {
   detail::BufferRecord* r = core_->allocate(bytes, preferred, label);
-  return Buffer(core_, r, bytes, r->id);
+  return Buffer(core_.get(), r, bytes, r->id);
 }
 
 PoolStats Pool::stats() const {

@@ -159,6 +159,13 @@ PoolCore::~PoolCore() {
   }
 }
 
+void PoolCore::release_pool(std::shared_ptr<PoolCore> core) {
+  core->shutdown();
+  Lock lk(core->mu_);
+  core->pool_released_ = true;
+  if (core->live_handles() > 0) core->self_ = core;
+}
+
 void PoolCore::shutdown() {
   // Both stop after publishing the final numbers (the pool still answers
   // stats()); the live stats segment goes with its publisher.

@@ -106,6 +106,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // Stops the workers, frees all storage and detaches every record.
   void shutdown() SPILLWAY_EXCLUDES(mu_);
+  // The Pool is gone (after shutdown): the core lives on while Buffers do.
+  // Buffers hold a plain pointer to the core and count themselves in their
+  // thread's shard, so that making and dropping one writes no reference
+  // count shared by every thread; the last Buffer freed lets the core go.
+  static void release_pool(std::shared_ptr<PoolCore> core) SPILLWAY_EXCLUDES(mu_);
 
   BufferRecord* allocate(std::size_t bytes, Tier preferred, std::string_view label) SPILLWAY_EXCLUDES(mu_);
   void free(BufferRecord* r) noexcept SPILLWAY_EXCLUDES(mu_);
@@ -373,6 +378,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void free_now(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
 
   // ---- accounting (accounting.cpp) ----
+  // Live Buffer handles: the pool's count plus every shard's.
+  std::int64_t live_handles() const SPILLWAY_REQUIRES(mu_);
   [[noreturn]] void throw_oom(Lock& lk, Tier t, std::size_t bytes, const std::string& detail) SPILLWAY_REQUIRES(mu_);
   std::vector<std::pair<std::string, std::size_t>> pinned_by_label(Tier t) SPILLWAY_REQUIRES(mu_);
   // Pinned bytes of each memory tier: the pool's counter plus every shard's.
@@ -444,6 +451,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::array<std::int64_t, 2> pinned_bytes_ SPILLWAY_GUARDED_BY(mu_){};  // slow-path part
   mutable std::array<std::uint64_t, kTierCount> peak_bytes_ SPILLWAY_GUARDED_BY(mu_){};
   std::array<std::int64_t, kTierCount> buffers_ SPILLWAY_GUARDED_BY(mu_){};  // slow-path part
+  std::int64_t handles_ SPILLWAY_GUARDED_BY(mu_) = 0;  // Buffers made - freed on the slow path
+  // Set when the Pool is destroyed while Buffers live: the core owns itself
+  // until the last of them is freed.
+  std::shared_ptr<PoolCore> self_ SPILLWAY_GUARDED_BY(mu_);
+  bool pool_released_ SPILLWAY_GUARDED_BY(mu_) = false;
   std::array<std::array<MoveStats, kTierCount>, kTierCount> moves_ SPILLWAY_GUARDED_BY(mu_){};
   std::array<std::uint64_t, kEvictionReasonCount> evictions_ SPILLWAY_GUARDED_BY(mu_){};
   std::uint64_t clean_evictions_ SPILLWAY_GUARDED_BY(mu_) = 0;

@@ -71,6 +71,7 @@ struct alignas(64) ThreadShard {
   std::atomic<std::uint64_t> pins{0};
   std::array<std::atomic<std::int64_t>, 2> pinned_bytes{};           // Device, Host: net
   std::array<std::atomic<std::int64_t>, kTierCount> buffers{};       // net fast allocations - frees
+  std::atomic<std::int64_t> handles{0};                             // Buffers made - freed here
   std::array<std::atomic<std::uint64_t>, 2> cached_bytes{};          // in `bins` (under lock)
 
   // ---- under `lock` ----

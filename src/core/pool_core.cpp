@@ -367,7 +367,11 @@ bool PoolCore::instrumented_unpin(BufferRecord* r) {
     }
     race_point(RacePoint::UnpinChecked);
   } while (!r->state.compare_exchange_strong(s, s - 1, std::memory_order_seq_cst, std::memory_order_acquire));
-  if (state::pins(s) == 1) sh->add(sh->pinned_bytes[state::tier_of(s)], -static_cast<std::int64_t>(r->footprint));
+  // (The tier check only matters under the broken ordering, which can
+  // leave a pin on a record that moved to disk.)
+  if (state::pins(s) == 1 && state::tier_of(s) < 2) {
+    sh->add(sh->pinned_bytes[static_cast<std::size_t>(state::tier_of(s))], -static_cast<std::int64_t>(r->footprint));
+  }
   sh->leave();
   if (state::pins(s) == 1 && waiters_.load(std::memory_order_seq_cst) > 0) wake_waiters();
   return true;

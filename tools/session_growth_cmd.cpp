@@ -127,6 +127,10 @@ CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& a) {
   c->add_option("--modes", a.modes, "which modes to run: leaky,clear | leaky | clear")->capture_default_str();
   c->add_option("--out", a.out, "directory for session_growth.csv, .gp and .svg")->capture_default_str();
   c->add_option("--trace", a.trace, "also write a Perfetto-readable trace (Chrome JSON) here");
+  c->add_option("--inter-op-threads", a.inter_op_threads,
+                "ops run at once by the executor (0: the hardware's threads; 1: one at a time)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 1024u));
   c->add_option("--trace-keep", a.trace_keep,
                 "past the trace's cap of pool events, keep the first or the last ones")
       ->capture_default_str()
@@ -170,6 +174,8 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
 
   std::printf("spillway session-growth: %d samples x %d features, %d epochs x %d steps per mode\n",
               go.samples, go.features, go.epochs, go.steps_per_epoch);
+  std::printf("executor: %s inter-op threads\n", a.inter_op_threads == 0 ? "as many as the hardware's"
+                                                  : std::to_string(a.inter_op_threads).c_str());
   std::printf("tiers: device %s (%s), host %s, disk (spill files under %s)\n\n",
               a.device.c_str(), a.backend.c_str(), a.host.c_str(),
               o.disk.directory.empty() ? "$SPILLWAY_SPILL_DIR, $TMPDIR or /var/tmp" : o.disk.directory.c_str());
@@ -177,7 +183,9 @@ int run_session_growth_command(const SessionGrowthArgs& a) {
   for (GrowthMode mode : modes) {
     Pool pool(o);  // the same budgets, fresh, for each mode
     if (trace) pool.set_trace(std::shared_ptr<TraceSink>(trace.get(), [](TraceSink*) {}));
-    graph::Session session(pool);
+    graph::SessionOptions so;
+    so.inter_op_threads = a.inter_op_threads;
+    graph::Session session(pool, so);
     const char* name = graph::growth_mode_name(mode);
     if (a.backend == "cuda") std::printf("%s: MatMul on %s\n", name, session.matmul_backend().c_str());
     auto on_epoch = [&](const EpochRecord& r) {

@@ -24,6 +24,7 @@ struct SessionGrowthArgs {
   std::string out = "session-growth-out";
   std::string trace;
   std::string trace_keep = "last";
+  unsigned inter_op_threads = 0;  // 0: the hardware's threads
 };
 
 CLI::App* add_session_growth_command(CLI::App& app, SessionGrowthArgs& args);

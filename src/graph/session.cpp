@@ -10,9 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -151,8 +156,6 @@ struct PlanNode {
 
 struct Plan {
   std::vector<PlanNode> steps;
-  // For each step, the input values that are used for the last time there.
-  std::vector<std::vector<std::int64_t>> release_after;
   // For each step, the step at which each of its inputs is next needed.
   std::vector<std::vector<std::pair<std::int64_t, std::size_t>>> next_uses;
   // For each step, the values that outlive the run (variables, constants,
@@ -161,12 +164,85 @@ struct Plan {
   std::vector<std::vector<std::pair<std::int64_t, std::size_t>>> next_run_uses;
   // For each step, the step that first uses its output (none: npos).
   std::vector<std::size_t> first_use_of_output;
+  // Scheduling (parallel runs): the steps that must finish before each step
+  // may start — its inputs' producers, and the order among the steps that
+  // read or update one variable (an update waits for the reads before it in
+  // plan order, and the reads after it wait for the update) — and, for
+  // each step, the steps waiting on it.
+  std::vector<std::size_t> predecessors;  // count per step
+  std::vector<std::vector<std::size_t>> successors;
+  // For each value, how many input slots of executed steps read it: the
+  // value is dropped when the last of them has run (unless fetched).
+  std::unordered_map<std::int64_t, std::size_t> readers;
+  std::unordered_set<std::int64_t> fed, fetched;
+};
+
+// The session's inter-op threads: started at the first parallel run, kept
+// for the next ones, joined with the session.
+class InterOpWorkers {
+ public:
+  InterOpWorkers() = default;
+  InterOpWorkers(const InterOpWorkers&) = delete;
+  InterOpWorkers& operator=(const InterOpWorkers&) = delete;
+  ~InterOpWorkers() {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    start_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  // Runs `task` once on each of `count` workers; returns at once.
+  void run(unsigned count, std::function<void()> task) {
+    std::lock_guard lk(mu_);
+    while (threads_.size() < count) {
+      threads_.emplace_back([this, id = threads_.size()] { loop(id); });
+    }
+    task_ = std::move(task);
+    wanted_ = count;
+    active_ = count;
+    ++generation_;
+    start_.notify_all();
+  }
+  // Until every worker has returned from the task.
+  void wait() {
+    std::unique_lock lk(mu_);
+    done_.wait(lk, [this] { return active_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  void loop(std::size_t id) {
+    std::uint64_t seen = 0;
+    std::unique_lock lk(mu_);
+    for (;;) {
+      start_.wait(lk, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+      if (id >= wanted_) continue;
+      auto task = task_;
+      lk.unlock();
+      task();
+      lk.lock();
+      if (--active_ == 0) done_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable start_, done_;
+  std::vector<std::thread> threads_;
+  std::function<void()> task_;
+  std::uint64_t generation_ = 0;
+  std::size_t wanted_ = 0, active_ = 0;
+  bool stopping_ = false;
 };
 
 }  // namespace
 
 struct Session::Impl {
-  explicit Impl(Pool& p) : pool(p) {
+  Impl(Pool& p, SessionOptions o) : pool(p), options(o) {
+    inter_op_threads = options.inter_op_threads != 0 ? options.inter_op_threads
+                                                     : std::max(1u, std::thread::hardware_concurrency());
     compute_tier = pool.tier_enabled(Tier::Device) && pool.device_backend_name() == "simulated"
                        ? Tier::Device
                        : Tier::Host;
@@ -179,6 +255,11 @@ struct Session::Impl {
   }
 
   Pool& pool;
+  SessionOptions options;
+  unsigned inter_op_threads = 1;
+  InterOpWorkers workers;
+  std::mutex device_blas_mu;
+  std::atomic<std::uint64_t> device_matmuls{0};
   Tier compute_tier;
   bool prefetch_inputs = false;
   std::unique_ptr<DeviceBlas> device_blas;  // set: MatMul runs on the device
@@ -348,7 +429,6 @@ struct Session::Impl {
     }
     std::unordered_set<std::int64_t> fetched;
     for (const auto& f : fetches) fetched.insert(f.node);
-    plan->release_after.resize(plan->steps.size());
     plan->next_uses.resize(plan->steps.size());
     plan->next_run_uses.resize(plan->steps.size());
     plan->first_use_of_output.assign(plan->steps.size(), std::string::npos);
@@ -359,7 +439,6 @@ struct Session::Impl {
       const Op op = plan->steps[step_of.at(id)].op;
       const bool persistent = op == Op::Variable || op == Op::Const || fed_set.count(id);
       if (persistent) plan->next_run_uses[s].push_back({id, uses.at(id).front()});
-      if (!fetched.count(id)) plan->release_after[s].push_back(id);
     }
     for (std::size_t s = 0; s < plan->steps.size(); ++s) {
       if (fed_set.count(plan->steps[s].id)) continue;
@@ -369,10 +448,62 @@ struct Session::Impl {
         if (it != u.end()) plan->next_uses[s].push_back({in, *it});
       }
     }
+    plan->fed = fed_set;
+    plan->fetched = fetched;
+    schedule(*plan);
     ++stats.plans_built;
     stats.plan_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     plans[key] = plan;
     return plan;
+  }
+
+  // The dependency graph of a plan's steps (see Plan::predecessors).
+  void schedule(Plan& plan) const {
+    const std::size_t n = plan.steps.size();
+    std::unordered_map<std::int64_t, std::size_t> step_of;
+    for (std::size_t s = 0; s < n; ++s) step_of[plan.steps[s].id] = s;
+    std::vector<std::vector<std::size_t>> preds(n);
+    auto edge = [&](std::size_t from, std::size_t to) {
+      if (from != to) preds[to].push_back(from);
+    };
+    // The variable whose buffer a value is (a Variable node, or an update
+    // of one), or -1.
+    auto variable_of = [&](std::int64_t id) -> std::int64_t {
+      const std::size_t s = step_of.at(id);
+      if (plan.steps[s].op == Op::Variable) return id;
+      if (plan.steps[s].op == Op::ApplyGradientDescent) return plan.steps[s].inputs[0];
+      return -1;
+    };
+    std::unordered_map<std::int64_t, std::vector<std::size_t>> touches, updates;
+    for (std::size_t s = 0; s < n; ++s) {
+      const PlanNode& pn = plan.steps[s];
+      if (plan.fed.count(pn.id)) continue;
+      for (auto in : pn.inputs) {
+        edge(step_of.at(in), s);
+        if (const auto v = variable_of(in); v >= 0) touches[v].push_back(s);
+        ++plan.readers[in];
+      }
+      if (pn.op == Op::ApplyGradientDescent) updates[pn.inputs[0]].push_back(s);
+    }
+    for (const auto& [v, ups] : updates) {
+      for (std::size_t u : ups) {
+        for (std::size_t t : touches[v]) {
+          if (t < u) edge(t, u);
+          if (t > u) edge(u, t);
+        }
+      }
+    }
+    plan.predecessors.assign(n, 0);
+    plan.successors.assign(n, {});
+    for (std::size_t s = 0; s < n; ++s) {
+      std::sort(preds[s].begin(), preds[s].end());
+      preds[s].erase(std::unique(preds[s].begin(), preds[s].end()), preds[s].end());
+      for (std::size_t p : preds[s]) {
+        if (plan.fed.count(plan.steps[p].id)) continue;  // there from the start
+        ++plan.predecessors[s];
+        plan.successors[p].push_back(s);
+      }
+    }
   }
 
   // ---- execution -----------------------------------------------------------------
@@ -384,43 +515,36 @@ struct Session::Impl {
     return Tensor(pn.shape, new_buffer(pool, pn.shape, tier_for(pn.op), pn.name));
   }
 
-  // `first_use` is the next-use hint for the output (0: none): set before
-  // the output is first unpinned, so that no eviction sees it unhinted.
-  void execute(const PlanNode& pn, std::unordered_map<std::int64_t, Tensor>& values,
-               std::uint64_t first_use) {
-    auto in = [&](std::size_t i) -> const Tensor& {
-      auto it = values.find(pn.inputs.at(i));
-      if (it == values.end()) {
-        throw std::logic_error("spillway graph: node '" + pn.name + "': input " +
-                               std::to_string(pn.inputs[i]) + " was not computed");
-      }
-      return it->second;
-    };
+  // Runs one node on its input values and returns its output. `first_use`
+  // is the next-use hint for the output (0: none): set before the output is
+  // first unpinned, so that no eviction sees it unhinted. Called from the
+  // executor's threads at once for different nodes: it reads the plan and
+  // the variables, and changes nothing of the session's but one variable's
+  // bytes (ApplyGradientDescent, ordered by the plan's schedule).
+  Tensor execute(const PlanNode& pn, const std::vector<Tensor>& inputs, std::uint64_t first_use) {
+    auto in = [&](std::size_t i) -> const Tensor& { return inputs.at(i); };
     const Tier where = tier_for(pn.op);
     auto rd = [&](const Tensor& t) { return t.buffer().pin(where, Access::Read); };
     auto f = [](Pin& p) { return static_cast<float*>(p.data()); };
     auto cf = [](Pin& p) { return static_cast<const float*>(p.data()); };
     switch (pn.op) {
       case Op::Placeholder:
-        return;  // fed
+        throw std::logic_error("spillway graph: placeholder '" + pn.name + "' was not fed");
       case Op::Variable: {
         auto it = variables.find(pn.id);
         if (it == variables.end()) throw std::logic_error("spillway graph: variable node without a value");
         if (first_use != 0) it->second.second.buffer().hint_next_use(first_use);
-        values[pn.id] = it->second.second;
-        return;
+        return it->second.second;
       }
       case Op::Const:
         if (first_use != 0) pn.value.buffer().hint_next_use(first_use);
-        values[pn.id] = pn.value;
-        return;
+        return pn.value;
       case Op::ApplyGradientDescent: {
-        Tensor& var = variables.at(pn.inputs[0]).second;
+        const Tensor& var = variables.at(pn.inputs[0]).second;
         Pin g = rd(in(1)), lr = rd(in(2));
         Pin v = var.buffer().pin(compute_tier, Access::ReadWrite);
         kernels::gradient_descent(f(v), cf(g), cf(lr)[0], var.shape().elements());
-        values[pn.id] = var;
-        return;
+        return var;
       }
       default:
         break;
@@ -437,8 +561,9 @@ struct Session::Impl {
           const std::int64_t m = pn.shape.dims[0], cols = pn.shape.dims[1];
           const std::int64_t k = pn.transpose_a ? as[0] : as[1];
           if (device_blas) {
+            std::lock_guard lk(device_blas_mu);  // one cuBLAS handle, one stream
             device_blas->matmul(cf(a), cf(b), f(o), m, k, cols, pn.transpose_a, pn.transpose_b);
-            ++stats.device_matmuls;
+            ++device_matmuls;
           } else {
             kernels::matmul(cf(a), cf(b), f(o), m, k, cols, pn.transpose_a, pn.transpose_b);
           }
@@ -504,7 +629,7 @@ struct Session::Impl {
           throw std::logic_error(std::string("spillway graph: cannot execute ") + op_name(pn.op));
       }
     }
-    values[pn.id] = std::move(out);
+    return out;
   }
 
   std::vector<Tensor> run(const std::vector<Output>& fetches,
@@ -520,58 +645,16 @@ struct Session::Impl {
     }
     auto plan = plan_for(fetches, feeds, targets);
     const auto t0 = Clock::now();
-    std::unordered_map<std::int64_t, Tensor> values;
-    std::unordered_set<std::int64_t> fed;
-    for (const auto& [o, t] : feeds) {
-      values[o.node] = t;
-      fed.insert(o.node);
-    }
+    RunState st(*plan, step_clock);
+    for (const auto& [o, t] : feeds) st.values[o.node] = t;
     const std::uint64_t base = step_clock;
-    for (std::size_t s = 0; s < plan->steps.size(); ++s) {
-      const PlanNode& pn = plan->steps[s];
-      const std::uint64_t first_use = plan->first_use_of_output[s] != std::string::npos
-                                          ? base + plan->first_use_of_output[s]
-                                          : 0;
-      if (!fed.count(pn.id)) {
-        // Each node a span in the pool's trace, when one is being recorded.
-        const bool traced = pool.tracing() && pn.op != Op::Const && pn.op != Op::Variable &&
-                            pn.op != Op::Placeholder;
-        const auto n0 = traced ? Clock::now() : Clock::time_point{};
-        execute(pn, values, first_use);  // hints what it produces
-        if (traced) {
-          const auto n1 = Clock::now();
-          using ns = std::chrono::nanoseconds;
-          pool.record_span(pn.name,
-                           static_cast<std::uint64_t>(std::chrono::duration_cast<ns>(n0.time_since_epoch()).count()),
-                           static_cast<std::uint64_t>(std::chrono::duration_cast<ns>(n1 - n0).count()));
-        }
-      }
-      else if (first_use != 0) values.at(pn.id).buffer().hint_next_use(first_use);
-      // Schedule-aware memory: tell the pool when each input is next needed
-      // (Lookahead evicts the farthest first) and start bringing the next
-      // step's inputs up while this one's output is consumed.
-      for (const auto& [id, when] : plan->next_uses[s]) {
-        if (auto it = values.find(id); it != values.end()) it->second.buffer().hint_next_use(base + when);
-      }
-      for (const auto& [id, first] : plan->next_run_uses[s]) {
-        if (auto it = values.find(id); it != values.end()) {
-          it->second.buffer().hint_next_use(base + plan->steps.size() + first);
-        }
-      }
-      // Only where the copy can overlap compute (a disk read for a host
-      // compute tier): between the simulated device and the host a move is
-      // a memcpy that a worker hand-off makes slower, not faster (measured:
-      // bench/graph_bench, graph/mlp/lru 5.4 ms with, 3.3 ms without).
-      if (prefetch_inputs && s + 1 < plan->steps.size()) {
-        for (auto id : plan->steps[s + 1].inputs) {
-          if (auto it = values.find(id); it != values.end()) {
-            it->second.buffer().prefetch(tier_for(plan->steps[s + 1].op));
-          }
-        }
-      }
-      for (auto id : plan->release_after[s]) values.erase(id);
-      ++stats.nodes_executed;
+    if (inter_op_threads <= 1 || plan->steps.size() < 2) {
+      // One op at a time, in the plan's order.
+      for (std::size_t s = 0; s < plan->steps.size(); ++s) run_step(st, s);
+    } else {
+      run_parallel(st);
     }
+    const auto& values = st.values;
     step_clock = base + plan->steps.size();
     std::vector<Tensor> out;
     for (const auto& f : fetches) {
@@ -586,14 +669,184 @@ struct Session::Impl {
       }
     }
     ++stats.runs;
+    stats.nodes_executed += st.executed;
+    stats.device_matmuls = device_matmuls.load(std::memory_order_relaxed);
     stats.execute_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     return out;
+  }
+
+  // ---- the executor's scheduling ------------------------------------------------
+
+  // One run of a plan: the values computed so far and, for parallel runs,
+  // the steps ready to start.
+  struct RunState {
+    RunState(const Plan& p, std::uint64_t clock) : plan(p), base(clock), waiting(p.predecessors), readers(p.readers) {}
+    const Plan& plan;
+    const std::uint64_t base;  // the step clock at the start of the run, for next-use hints
+    std::mutex mu;             // guards everything below
+    std::condition_variable cv;
+    std::unordered_map<std::int64_t, Tensor> values;
+    std::vector<std::size_t> waiting;  // unfinished predecessors per step
+    std::unordered_map<std::int64_t, std::size_t> readers;  // input slots still to read each value
+    std::vector<std::size_t> ready;    // a min-heap of step indices: the plan's order first
+    std::size_t running = 0, finished = 0;
+    std::uint64_t executed = 0;
+    std::exception_ptr error;
+  };
+
+  // Runs step s: its node, the hints and prefetches around it, and drops
+  // the values nobody reads any more. Safe on several threads at once.
+  void run_step(RunState& st, std::size_t s) {
+    const Plan& plan = st.plan;
+    const PlanNode& pn = plan.steps[s];
+    const std::uint64_t first_use =
+        plan.first_use_of_output[s] != std::string::npos ? st.base + plan.first_use_of_output[s] : 0;
+    if (plan.fed.count(pn.id)) {
+      std::lock_guard lk(st.mu);
+      if (first_use != 0) st.values.at(pn.id).buffer().hint_next_use(first_use);
+      ++st.executed;
+      return;
+    }
+    std::vector<Tensor> inputs;
+    {
+      std::lock_guard lk(st.mu);
+      inputs.reserve(pn.inputs.size());
+      for (auto id : pn.inputs) {
+        auto it = st.values.find(id);
+        if (it == st.values.end()) {
+          throw std::logic_error("spillway graph: node '" + pn.name + "': input " + std::to_string(id) +
+                                 " was not computed");
+        }
+        inputs.push_back(it->second);
+      }
+    }
+    // Each node a span in the pool's trace, when one is being recorded.
+    const bool traced = pool.tracing() && pn.op != Op::Const && pn.op != Op::Variable;
+    const auto n0 = traced ? Clock::now() : Clock::time_point{};
+    Tensor out = execute(pn, inputs, first_use);  // hints what it produces
+    if (traced) {
+      const auto n1 = Clock::now();
+      using ns = std::chrono::nanoseconds;
+      pool.record_span(pn.name,
+                       static_cast<std::uint64_t>(std::chrono::duration_cast<ns>(n0.time_since_epoch()).count()),
+                       static_cast<std::uint64_t>(std::chrono::duration_cast<ns>(n1 - n0).count()));
+    }
+    // Schedule-aware memory: tell the pool when each input is next needed
+    // (Lookahead evicts the farthest first) and start bringing the next
+    // step's inputs up while this one's output is consumed.
+    auto input = [&](std::int64_t id) -> const Tensor* {
+      for (std::size_t i = 0; i < pn.inputs.size(); ++i) {
+        if (pn.inputs[i] == id) return &inputs[i];
+      }
+      return nullptr;
+    };
+    for (const auto& [id, when] : plan.next_uses[s]) {
+      if (const Tensor* t = input(id)) t->buffer().hint_next_use(st.base + when);
+    }
+    for (const auto& [id, first] : plan.next_run_uses[s]) {
+      if (const Tensor* t = input(id)) t->buffer().hint_next_use(st.base + plan.steps.size() + first);
+    }
+    std::vector<Tensor> prefetch;
+    {
+      std::lock_guard lk(st.mu);
+      st.values[pn.id] = std::move(out);
+      ++st.executed;
+      for (auto id : pn.inputs) {
+        if (--st.readers.at(id) == 0 && !plan.fetched.count(id)) st.values.erase(id);
+      }
+      // Only where the copy can overlap compute (a disk read for a host
+      // compute tier): between the simulated device and the host a move is
+      // a memcpy that a worker hand-off makes slower, not faster (measured:
+      // bench/graph_bench, graph/mlp/lru 5.4 ms with, 3.3 ms without).
+      if (prefetch_inputs && s + 1 < plan.steps.size()) {
+        for (auto id : plan.steps[s + 1].inputs) {
+          if (auto it = st.values.find(id); it != st.values.end()) prefetch.push_back(it->second);
+        }
+      }
+    }
+    for (const Tensor& t : prefetch) t.buffer().prefetch(tier_for(plan.steps[s + 1].op));
+  }
+
+  // Runs the plan's steps as their predecessors finish, on the calling
+  // thread and the session's workers. A thread that finishes a step keeps
+  // one of the steps it made ready and offers the others; so a chain runs
+  // on one thread without a hand-off, and independent branches spread.
+  void run_parallel(RunState& st) {
+    const std::size_t n = st.plan.steps.size();
+    auto later = std::greater<std::size_t>();  // min-heap: the earliest step in plan order first
+    {
+      std::lock_guard lk(st.mu);
+      for (std::size_t s = 0; s < n; ++s) {
+        if (st.waiting[s] == 0) st.ready.push_back(s);
+      }
+      std::make_heap(st.ready.begin(), st.ready.end(), later);
+    }
+    // One thread's loop; the caller's returns when every step is done (or
+    // one failed and the others in flight have finished).
+    auto work = [this, &st, n, later](bool caller) {
+      constexpr std::size_t kNone = ~std::size_t{0};
+      std::unique_lock lk(st.mu);
+      std::size_t next = kNone;
+      for (;;) {
+        if (next == kNone) {
+          st.cv.wait(lk, [&] {
+            return (!st.ready.empty() && !st.error) || st.finished == n ||
+                   (st.error && st.running == 0) || (!caller && st.finished + st.running == n);
+          });
+          if (st.ready.empty() || st.error) return;
+          std::pop_heap(st.ready.begin(), st.ready.end(), later);
+          next = st.ready.back();
+          st.ready.pop_back();
+        }
+        const std::size_t s = next;
+        next = kNone;
+        ++st.running;
+        lk.unlock();
+        std::exception_ptr error;
+        try {
+          run_step(st, s);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        lk.lock();
+        --st.running;
+        ++st.finished;
+        if (error && !st.error) st.error = error;
+        std::size_t offered = 0;
+        if (!st.error) {
+          for (std::size_t succ : st.plan.successors[s]) {
+            if (--st.waiting[succ] != 0) continue;
+            if (next == kNone) {
+              next = succ;  // this thread goes on with it
+            } else {
+              st.ready.push_back(succ);
+              std::push_heap(st.ready.begin(), st.ready.end(), later);
+              ++offered;
+            }
+          }
+          // Keep the earliest in plan order for this thread.
+          if (next != kNone && !st.ready.empty() && st.ready.front() < next) {
+            st.ready.push_back(next);
+            std::push_heap(st.ready.begin(), st.ready.end(), later);
+            std::pop_heap(st.ready.begin(), st.ready.end(), later);
+            next = st.ready.back();
+            st.ready.pop_back();
+          }
+        }
+        if (offered > 0 || st.finished == n || st.error) st.cv.notify_all();
+        if (st.error && st.running == 0 && caller) return;
+      }
+    };
+    workers.run(inter_op_threads - 1, [&] { work(false); });
+    work(true);
+    workers.wait();
+    if (st.error) std::rethrow_exception(st.error);
   }
 };
 
 // ---- Session -----------------------------------------------------------------------
 
-Session::Session(Pool& pool) : impl_(std::make_unique<Impl>(pool)) {}
+Session::Session(Pool& pool, SessionOptions options) : impl_(std::make_unique<Impl>(pool, options)) {}
 Session::~Session() = default;
 
 Output Session::placeholder(const std::string& name, Shape shape) {
@@ -825,6 +1078,7 @@ void Session::restore(const Checkpoint& checkpoint) {
 }
 
 std::size_t Session::node_count() const { return impl_->nodes.size(); }
+unsigned Session::inter_op_threads() const { return impl_->inter_op_threads; }
 const Shape& Session::shape(Output o) const { return impl_->node(o).shape; }
 const SessionStats& Session::stats() const { return impl_->stats; }
 Pool& Session::pool() const { return impl_->pool; }

@@ -18,7 +18,8 @@
 // device tier when it is host accessible (the Simulated backend) and on the
 // host tier otherwise; MatMul uses the host's BLAS (cblas_sgemm).
 //
-// Thread safety: one Session is used from one thread at a time.
+// Thread safety: one Session is used from one thread at a time; a run may
+// execute independent ops on several threads (SessionOptions).
 #pragma once
 
 #include <cstddef>
@@ -87,9 +88,20 @@ struct SessionStats {
 // Variable values by name, outside the pool (what survives clear_session).
 using Checkpoint = std::map<std::string, std::vector<float>>;
 
+struct SessionOptions {
+  // How many ops may run at once (TensorFlow's inter_op_parallelism_threads):
+  // a run executes every op whose inputs are ready, on the calling thread
+  // and inter_op_threads - 1 workers of the session's. 0: the hardware's
+  // threads (std::thread::hardware_concurrency()); 1: one op at a time, in
+  // the plan's order. Results do not depend on it: an op that updates a
+  // variable runs after the ops before it in the graph that read the
+  // variable, and before those after it.
+  unsigned inter_op_threads = 0;
+};
+
 class Session {
  public:
-  explicit Session(Pool& pool);
+  explicit Session(Pool& pool, SessionOptions options = {});
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -146,6 +158,8 @@ class Session {
   // Where MatMul runs: "cuBLAS (device 0)" on the CUDA backend with a usable
   // GPU, otherwise "host BLAS", followed on the CUDA backend by why not.
   std::string matmul_backend() const;
+  // The threads a run may use (SessionOptions::inter_op_threads resolved).
+  unsigned inter_op_threads() const;
 
  private:
   struct Impl;

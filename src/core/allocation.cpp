@@ -16,7 +16,13 @@ constexpr std::size_t kCacheLimitBytes = std::size_t{2} << 20;
 // ---- records -----------------------------------------------------------------------
 
 BufferRecord* PoolCore::new_record(std::size_t bytes, std::string_view label, ThreadShard* ids_from) {
-  auto* r = new BufferRecord;
+  BufferRecord* r;
+  if (ids_from != nullptr && ids_from->spares > 0) {
+    r = ids_from->spare[static_cast<std::size_t>(--ids_from->spares)];
+    r->reuse();
+  } else {
+    r = new BufferRecord;
+  }
   if (ids_from != nullptr) {
     if (ids_from->next_id == ids_from->id_end) {
       ids_from->next_id = next_id_.fetch_add(kIdBlock, std::memory_order_relaxed);
@@ -28,7 +34,7 @@ BufferRecord* PoolCore::new_record(std::size_t bytes, std::string_view label, Th
   }
   r->size = bytes;
   r->footprint = bytes == 0 ? 0 : MemoryArena::footprint(bytes);
-  r->label = std::string(label);
+  r->label.assign(label);
   return r;
 }
 
@@ -381,10 +387,18 @@ bool PoolCore::free_fast(BufferRecord* r) {
         race_point(RacePoint::FreeChecked);
         constexpr std::uint64_t refuse =
             state::kSlow | state::kFrozen | state::kCleanBelow | state::kGarbage;
-        do {
+        if (!r->adopted) {
+          // Pending, under its home shard's lock: nothing else can reach
+          // it (no eviction sees it, the checker and adopt() need this
+          // lock, a new pin needs the Buffer being freed), so the state
+          // only has to say that no pin is left.
           if (state::pins(s) != 0 || (s & refuse) != 0) return false;
-        } while (!r->state.compare_exchange_weak(s, s | state::kSlow | state::kGarbage, std::memory_order_acq_rel,
-                                                 std::memory_order_acquire));
+        } else {
+          do {
+            if (state::pins(s) != 0 || (s & refuse) != 0) return false;
+          } while (!r->state.compare_exchange_weak(s, s | state::kSlow | state::kGarbage, std::memory_order_acq_rel,
+                                                   std::memory_order_acquire));
+        }
         // Claimed: the block is ours to give back.
         bin.blocks[static_cast<std::size_t>(bin.count++)] = r->block[static_cast<std::size_t>(t)];
         h->add(h->cached_bytes[static_cast<std::size_t>(t)], class_bytes(c));
@@ -393,7 +407,11 @@ bool PoolCore::free_fast(BufferRecord* r) {
         if (!r->adopted) {
           h->pending.remove(r);  // never seen by the pool's lists
           h->count_backlog();
-          delete r;
+          if (h->spares < ThreadShard::kSpareRecords) {
+            h->spare[static_cast<std::size_t>(h->spares++)] = r;
+          } else {
+            delete r;
+          }
         } else {
           r->garbage_next = h->garbage;
           h->garbage = r;

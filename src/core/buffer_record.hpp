@@ -185,6 +185,19 @@ struct BufferRecord {
   // Under the freeing thread's shard lock: the next record in its garbage.
   BufferRecord* garbage_next = nullptr;
 
+  // Makes a record that was freed while pending (born on the fast path,
+  // never adopted) a fresh one again. Such a record never met the slow path
+  // (every slow path adopts a record first), so only what the fast path
+  // sets can differ from a new record's.
+  void reuse() {
+    state.store(0, std::memory_order_relaxed);
+    pinned_block.store(nullptr, std::memory_order_relaxed);
+    next_use.store(kNoHint, std::memory_order_relaxed);
+    primary = Tier::Host;
+    block = {};
+    home = nullptr;
+  }
+
   bool has_copy(Tier t) const { return t == Tier::Disk ? on_disk : block[tier_index(t)] != nullptr; }
   bool has_clean(Tier t) const { return t != primary && has_copy(t); }
   // A clean copy below the primary: evicting it writes nothing.

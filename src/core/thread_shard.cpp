@@ -1,7 +1,6 @@
-// src/core/thread_shard.cpp — thread slots, size classes, the shard table.
+// src/core/thread_shard.cpp — thread slots and the shard table.
 #include "thread_shard.hpp"
 
-#include <bit>
 #include <mutex>
 #include <vector>
 
@@ -22,24 +21,25 @@ SlotRegistry& registry() {
   return *r;
 }
 
-// -1: not asked yet; -2: none (the registry is full, or the thread exited).
-// initial-exec: one load from the thread pointer, no __tls_get_addr call on
-// the pin path (8 bytes of static TLS).
-__attribute__((tls_model("initial-exec"))) thread_local int tls_slot = -1;
+}  // namespace
 
+__thread int tls_thread_slot __attribute__((tls_model("initial-exec"))) = -1;
+
+namespace {
 struct SlotReturn {
   int slot = -1;
   ~SlotReturn() {
-    tls_slot = -2;  // anything this thread still does goes the slow path
+    tls_thread_slot = -2;  // anything this thread still does goes the slow path
     if (slot < 0) return;
     SlotRegistry& r = registry();
     std::lock_guard lk(r.mu);
     r.free.push_back(slot);
   }
 };
+}  // namespace
 
-int take_slot() {
-  if (tls_slot == -2) return -1;
+int take_thread_slot() {
+  if (tls_thread_slot == -2) return -1;
   thread_local SlotReturn returner;
   SlotRegistry& r = registry();
   int slot = -1;
@@ -53,34 +53,8 @@ int take_slot() {
     }
   }
   returner.slot = slot;
-  tls_slot = slot < 0 ? -2 : slot;
+  tls_thread_slot = slot < 0 ? -2 : slot;
   return slot;
-}
-
-}  // namespace
-
-int this_thread_slot() {
-  const int s = tls_slot;
-  if (s >= 0) return s;
-  if (s == -2) return -1;
-  return take_slot();
-}
-
-int size_class(std::size_t f) {
-  if (f < 256 || f > kLargestCachedBlock || f % 256 != 0) return -1;
-  if (f < 1024) return static_cast<int>(f / 256) - 1;  // 256, 512, 768
-  const int k = std::bit_width(f) - 1;                 // 2^k <= f < 2^(k+1), k >= 10
-  const std::size_t quarter = std::size_t{1} << (k - 2);
-  if (f % quarter != 0) return -1;
-  const int m = static_cast<int>(f / quarter);  // 4..7
-  return 3 + (k - 10) * 4 + (m - 4);
-}
-
-std::size_t class_bytes(int c) {
-  if (c < 3) return static_cast<std::size_t>(c + 1) * 256;
-  const int k = 10 + (c - 3) / 4;
-  const int m = 4 + (c - 3) % 4;
-  return static_cast<std::size_t>(m) << (k - 2);
 }
 
 ShardTable::ShardTable() : slots_(new std::atomic<ThreadShard*>[kMaxThreadSlots]) {
@@ -88,7 +62,12 @@ ShardTable::ShardTable() : slots_(new std::atomic<ThreadShard*>[kMaxThreadSlots]
 }
 
 ShardTable::~ShardTable() {
-  for (int i = 0; i < kMaxThreadSlots; ++i) delete slots_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+  for (int i = 0; i < kMaxThreadSlots; ++i) {
+    ThreadShard* s = slots_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+    if (s == nullptr) continue;
+    for (int k = 0; k < s->spares; ++k) delete s->spare[static_cast<std::size_t>(k)];
+    delete s;
+  }
 }
 
 ThreadShard* ShardTable::make(int slot) {

@@ -34,6 +34,7 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -44,10 +45,20 @@
 
 namespace spillway::detail {
 
-// The calling thread's slot index, or -1 when it has none (more than
-// kMaxThreadSlots threads at once, or a thread that is exiting): such a
-// thread takes the slow path for everything.
-int this_thread_slot();
+// The calling thread's slot index: -1 before it asks, -2 when it has none
+// (more than kMaxThreadSlots threads at once, or a thread that is exiting).
+// initial-exec: one load from the thread pointer on the pin path, no
+// __tls_get_addr call (4 bytes of static TLS). Defined in thread_shard.cpp.
+extern __thread int tls_thread_slot __attribute__((tls_model("initial-exec")));
+int take_thread_slot();  // the first time a thread asks
+
+// The calling thread's slot index, or -1 when it has none: such a thread
+// takes the slow path for everything.
+inline int this_thread_slot() {
+  const int s = tls_thread_slot;
+  if (s >= 0) return s;
+  return s == -2 ? -1 : take_thread_slot();
+}
 inline constexpr int kMaxThreadSlots = 1024;
 
 // Size classes of the block caches: arena footprints 256, 512, 768, then
@@ -56,8 +67,24 @@ inline constexpr int kMaxThreadSlots = 1024;
 inline constexpr int kSizeClasses = 3 + 10 * 4 + 1;
 inline constexpr std::size_t kLargestCachedBlock = std::size_t{1} << 20;
 // The class of an arena footprint, or -1.
-int size_class(std::size_t footprint);
-std::size_t class_bytes(int size_class);
+constexpr int size_class(std::size_t f) {
+  if (f < 256 || f > kLargestCachedBlock || f % 256 != 0) return -1;
+  if (f < 1024) return static_cast<int>(f / 256) - 1;  // 256, 512, 768
+  const int k = std::bit_width(f) - 1;                 // 2^k <= f < 2^(k+1), k >= 10
+  const std::size_t quarter = std::size_t{1} << (k - 2);
+  if (f % quarter != 0) return -1;
+  const int m = static_cast<int>(f / quarter);  // 4..7
+  return 3 + (k - 10) * 4 + (m - 4);
+}
+constexpr std::size_t class_bytes(int c) {
+  if (c < 3) return static_cast<std::size_t>(c + 1) * 256;
+  const int k = 10 + (c - 3) / 4;
+  const int m = 4 + (c - 3) % 4;
+  return static_cast<std::size_t>(m) << (k - 2);
+}
+static_assert(size_class(256) == 0 && size_class(1024) == 3 && size_class(1280) == 4 &&
+              size_class(kLargestCachedBlock) == kSizeClasses - 1 && size_class(1536 + 256) == 6 &&
+              size_class(4096 + 256) == -1 && class_bytes(kSizeClasses - 1) == kLargestCachedBlock);
 
 struct CacheBin {
   static constexpr int kSlots = 8;
@@ -81,6 +108,11 @@ struct alignas(64) ThreadShard {
   RecordList pending{kAllList};
   BufferRecord* garbage = nullptr;
   int garbage_count = 0;
+  // Records freed while pending, kept for the next allocations (their
+  // memory only: reset to a fresh record before reuse).
+  static constexpr int kSpareRecords = 32;
+  std::array<BufferRecord*, kSpareRecords> spare{};
+  int spares = 0;
   // pending.size() + garbage_count, for readers that skip idle shards
   // without taking the lock (stored under it).
   std::atomic<int> backlog{0};

@@ -30,26 +30,37 @@
 //               thread's shard until a batch unlinks it (PoolCore::collect)
 //
 // The two rules that make the fast path safe:
-//   1. A fast pin is one CAS from a word with pins = n, tier = T, neither
-//      kSlow nor kFrozen set, to pins = n + 1 (with kRef set, kFresh
-//      cleared). Only then does it read block[T], which is stable: see 2.
+//   1. A fast pin is one atomic increment of the word, judged by the value
+//      it returns: the pin holds only if that value had tier = T and
+//      neither kSlow nor kFrozen set; otherwise the pin takes its increment
+//      back at once and goes the slow path. Only a pin that holds reads
+//      block[T], which is stable: see 2. (kRef is set and kFresh cleared
+//      afterwards, by a separate RMW only when they need it.)
 //   2. The slow path changes a record's primary block only after *claiming*
 //      the record: one CAS from a word with pins = 0 and kSlow clear to one
-//      with kSlow set. Pin and claim race on the same word, so exactly one
-//      wins: an eviction never takes a pinned buffer, and no pin is ever
-//      granted to a buffer being moved (the pin sees kSlow, takes the slow
-//      path, finds the record moving and waits). The claim ends with
-//      settle() (PoolCore), which rewrites tier, kSlow and kCleanBelow from
-//      the record's fields, keeping the pins, kRef and kFresh bits.
+//      with kSlow set. Pin and claim meet on the same word, so exactly one
+//      wins: a claim after the increment sees pins = 1 and fails; an
+//      increment after the claim returns a word with kSlow and is taken
+//      back. An eviction never takes a pinned buffer, and no pin is ever
+//      granted to a buffer being moved (the pin takes the slow path, finds
+//      the record moving and waits). A claim ends with publish_state()
+//      (PoolCore), which rewrites tier, kSlow and kCleanBelow from the
+//      record's fields, keeping the pins, kRef and kFresh bits.
+// A taken-back increment is a count of a pin that never was, for a few
+// instructions: a claim in that moment fails and is retried, and nothing
+// else reads the count then (see PoolCore::take_back). Looking before
+// counting, and trusting the look, is the bug the interleaving test
+// (tests/concurrency_test.cpp) must catch.
 // Everything else in a record that can change (primary, blocks, extent,
 // flags, list hooks) is guarded by PoolCore::mu_; a pending record (born
 // on the fast path and not yet in the pool's lists) is guarded by its home
 // shard's lock instead, until PoolCore::adopt() takes it into the lists.
 //
-// Unpins: a fast unpin is one CAS from pins = n (neither kSlow nor kFrozen)
-// to n - 1. When a thread waits for pins to end (PoolCore::waiters_), every
-// unpin takes the slow path so that it can wake the waiter; a record freed
-// while pinned has kSlow set, so its last unpin frees it.
+// Unpins: a fast unpin is one atomic decrement, judged the same way (a
+// word with kSlow or kFrozen takes the decrement back and goes the slow
+// path: a record freed while pinned has kSlow set, so its last unpin frees
+// it under the lock). An unpin that ends the last pin wakes the threads
+// counted in PoolCore::waiters_ (waiting for room, or for that pin).
 //
 // Counters: the pin count, and the pinned bytes of a 0 -> 1 or 1 -> 0
 // change, go to the calling thread's ThreadShard. Its `seq` is odd while a

@@ -321,13 +321,14 @@ bool PoolCore::instrumented_pin(BufferRecord* r, Tier where, Access access, void
       state::kSlow | state::kFrozen | (access == Access::ReadWrite ? state::kCleanBelow : 0);
   const std::uint64_t tier = state::tier_bits(tier_index(where));
   auto refused = [&](std::uint64_t s) {
-    return (s & refuse) != 0 || (s & state::kTierMask) != tier || state::pins(s) == state::kPinMask;
+    return (s & refuse) != 0 || (s & state::kTierMask) != tier || state::pins(s) >= state::kPinMask - 1;
   };
-  std::uint64_t s = r->state.load(std::memory_order_acquire);
   sh->enter();
+  std::uint64_t s;
   if (broken_pin_ordering_) {
-    // The bug the interleaving tests must catch: check, then count, as two
-    // steps. A claim can come between them.
+    // The bug the interleaving tests must catch: look, then count, and
+    // trust the look. A claim can come between them.
+    s = r->state.load(std::memory_order_acquire);
     if (refused(s)) {
       sh->leave();
       return false;
@@ -335,15 +336,15 @@ bool PoolCore::instrumented_pin(BufferRecord* r, Tier where, Access access, void
     race_point(RacePoint::PinChecked);
     s = r->state.fetch_add(1, std::memory_order_acq_rel);
   } else {
-    do {
-      if (refused(s)) {
-        sh->leave();
-        return false;
-      }
-      race_point(RacePoint::PinChecked);
-    } while (!r->state.compare_exchange_strong(s, ((s + 1) | state::kRef) & ~state::kFresh,
-                                               std::memory_order_acq_rel, std::memory_order_acquire));
+    race_point(RacePoint::PinChecked);
+    s = r->state.fetch_add(1, std::memory_order_acq_rel);
+    if (refused(s)) {
+      take_back(r, 1);
+      sh->leave();
+      return false;
+    }
   }
+  if ((s & (state::kRef | state::kFresh)) != state::kRef) note_use(r, s);
   void* b = r->block[tier_index(where)];
   if (state::pins(s) == 0) {
     r->pinned_block.store(b, std::memory_order_relaxed);
@@ -358,15 +359,14 @@ bool PoolCore::instrumented_pin(BufferRecord* r, Tier where, Access access, void
 bool PoolCore::instrumented_unpin(BufferRecord* r) {
   ThreadShard* sh = shards_.mine();
   if (sh == nullptr) return false;
-  std::uint64_t s = r->state.load(std::memory_order_acquire);
   sh->enter();
-  do {
-    if ((s & (state::kSlow | state::kFrozen)) != 0 || state::pins(s) == 0) {
-      sh->leave();
-      return false;
-    }
-    race_point(RacePoint::UnpinChecked);
-  } while (!r->state.compare_exchange_strong(s, s - 1, std::memory_order_seq_cst, std::memory_order_acquire));
+  race_point(RacePoint::UnpinChecked);
+  const std::uint64_t s = r->state.fetch_sub(1, std::memory_order_seq_cst);
+  if ((s & (state::kSlow | state::kFrozen)) != 0 || state::pins(s) == 0) {
+    take_back(r, -1);
+    sh->leave();
+    return false;
+  }
   // (The tier check only matters under the broken ordering, which can
   // leave a pin on a record that moved to disk.)
   if (state::pins(s) == 1 && state::tier_of(s) < 2) {

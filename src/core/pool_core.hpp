@@ -207,20 +207,22 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     const std::uint64_t refuse =
         state::kSlow | state::kFrozen | (access == Access::ReadWrite ? state::kCleanBelow : 0);
     const std::uint64_t tier = state::tier_bits(tier_index(where));
-    const std::size_t footprint = r->footprint;
-    std::uint64_t s = r->state.load(std::memory_order_relaxed);
     sh->enter();
-    do {
-      if ((s & refuse) != 0 || (s & state::kTierMask) != tier || state::pins(s) == state::kPinMask) {
-        sh->leave();
-        return false;
-      }
-    } while (!r->state.compare_exchange_weak(s, ((s + 1) | state::kRef) & ~state::kFresh,
-                                             std::memory_order_acq_rel, std::memory_order_relaxed));
+    // Count first, then look at what the count landed on: the word as it
+    // was at the increment decides (Note [Residency state machine]). One
+    // read-modify-write and no read before it, so threads pinning one
+    // buffer move its line between them once per pin.
+    const std::uint64_t s = r->state.fetch_add(1, std::memory_order_acq_rel);
+    if ((s & refuse) != 0 || (s & state::kTierMask) != tier || state::pins(s) >= state::kPinMask - 1) [[unlikely]] {
+      take_back(r, 1);
+      sh->leave();
+      return false;
+    }
+    if ((s & (state::kRef | state::kFresh)) != state::kRef) note_use(r, s);
     void* b = r->block[tier_index(where)];
     if (state::pins(s) == 0) {
-      r->pinned_block.store(b, std::memory_order_relaxed);
-      sh->add(sh->pinned_bytes[tier_index(where)], static_cast<std::int64_t>(footprint));
+      if (r->pinned_block.load(std::memory_order_relaxed) != b) r->pinned_block.store(b, std::memory_order_relaxed);
+      sh->add(sh->pinned_bytes[tier_index(where)], static_cast<std::int64_t>(r->footprint));
     }
     sh->add(sh->pins, 1);
     sh->leave();
@@ -230,21 +232,35 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool try_fast_unpin(BufferRecord* r) {
     ThreadShard* sh = shards_.mine();
     if (sh == nullptr) return false;
-    const std::size_t footprint = r->footprint;
-    std::uint64_t s = r->state.load(std::memory_order_relaxed);
     sh->enter();
-    do {
-      if ((s & (state::kSlow | state::kFrozen)) != 0 || state::pins(s) == 0) {
-        sh->leave();
-        return false;
-      }
-    } while (!r->state.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst, std::memory_order_relaxed));
-    if (state::pins(s) == 1) sh->add(sh->pinned_bytes[state::tier_of(s)], -static_cast<std::int64_t>(footprint));
+    const std::uint64_t s = r->state.fetch_sub(1, std::memory_order_seq_cst);
+    if ((s & (state::kSlow | state::kFrozen)) != 0 || state::pins(s) == 0) [[unlikely]] {
+      take_back(r, -1);  // the slow path's business
+      sh->leave();
+      return false;
+    }
+    if (state::pins(s) == 1) sh->add(sh->pinned_bytes[state::tier_of(s)], -static_cast<std::int64_t>(r->footprint));
     sh->leave();
     // A thread waiting for pins to end counted itself in waiters_ before it
     // looked (seq_cst both sides): it saw this unpin, or this sees it.
     if (state::pins(s) == 1 && waiters_.load(std::memory_order_seq_cst) > 0) wake_waiters();
     return true;
+  }
+  // A fast pin's increment (or unpin's decrement) landed on a word that
+  // refuses it: a claim, a freeze, a free, a stream fence. Take it back
+  // (still inside the thread's seq window) and let the slow path decide.
+  // Nothing acts on the count meanwhile: a claim needs the pins at 0 and
+  // fails on the extra one (to be retried), check_invariants() waits for
+  // the seq, a pin never races the free of its own buffer (that is a data
+  // race in the caller), and an unpin holds a pin, so no claim or free can
+  // happen under the missing one.
+  static void take_back(BufferRecord* r, int delta) {
+    r->state.fetch_sub(static_cast<std::uint64_t>(static_cast<std::int64_t>(delta)), std::memory_order_acq_rel);
+  }
+  // Sets kRef, clears kFresh (the CLOCK and Lookahead marks of a use).
+  static void note_use(BufferRecord* r, std::uint64_t s) {
+    if ((s & state::kRef) == 0) r->state.fetch_or(state::kRef, std::memory_order_relaxed);
+    if ((s & state::kFresh) != 0) r->state.fetch_and(~state::kFresh, std::memory_order_relaxed);
   }
   // The same two with race points, for pools made under a race hook.
   bool instrumented_pin(BufferRecord* r, Tier where, Access access, void** block);

@@ -702,8 +702,12 @@ struct Session::Impl {
     const std::uint64_t first_use =
         plan.first_use_of_output[s] != std::string::npos ? st.base + plan.first_use_of_output[s] : 0;
     if (plan.fed.count(pn.id)) {
+      // A fed value needs no predecessor, so in a parallel run its readers
+      // may all have run (and dropped it) before this step comes up.
       std::lock_guard lk(st.mu);
-      if (first_use != 0) st.values.at(pn.id).buffer().hint_next_use(first_use);
+      if (auto it = st.values.find(pn.id); it != st.values.end() && first_use != 0) {
+        it->second.buffer().hint_next_use(first_use);
+      }
       ++st.executed;
       return;
     }

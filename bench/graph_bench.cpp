@@ -15,6 +15,11 @@
 //                                  lookahead the same budget, Lookahead
 //                                            eviction (next-use hints)
 //                                Counter vs_fits = fits time / this time.
+//   graph/branches/threads/<n>   4 independent compute-bound branches (a
+//                                chain of 4 MatMuls of 256 x 256 each) summed
+//                                at the end, run with n inter-op threads;
+//                                counter speedup_vs_1_thread: the same graph
+//                                on one thread, timed just before, / this.
 //   graph/session_growth/<mode>  the experiment on a reduced setting: the
 //                                mean step time of the last epoch
 //                                (counter last_epoch_step_ms) and the
@@ -22,9 +27,13 @@
 //                                (growth_ms_per_epoch).
 //
 // The device tier is the simulated one (host memory): what is measured is
-// the pool's policy and the executor's overhead, not PCIe.
+// the pool's policy and the executor's overhead, not PCIe. Sessions use the
+// default inter-op threads (the hardware's) unless a name says otherwise;
+// run with OPENBLAS_NUM_THREADS=1 (bench.sh does), so that the executor's
+// threads are the only parallelism.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -165,6 +174,49 @@ void BM_Mlp(benchmark::State& state, int mode) {
   state.counters["moved_MiB_per_step"] =
       static_cast<double>(moved) / (1 << 20) / static_cast<double>(state.iterations());
   state.counters["fits_ms"] = fitting_step_seconds() * 1e3;
+  state.counters["inter_op_threads"] = m.s->inter_op_threads();
+}
+
+// Four independent branches; their sum is fetched.
+double branches_seconds(unsigned threads, int runs) {
+  Pool pool(bench_options(std::size_t{64} << 20, EvictionPolicy::Lru));
+  SessionOptions so;
+  so.inter_op_threads = threads;
+  Session s(pool, so);
+  constexpr int kN = 256;
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+  std::vector<Output> ends;
+  for (int b = 0; b < 4; ++b) {
+    std::vector<float> v(std::size_t{kN} * kN);
+    for (auto& f : v) f = u(rng);
+    Output m = s.constant(Shape{{kN, kN}}, v);
+    for (int i = 0; i < 4; ++i) m = s.matmul(m, m);
+    ends.push_back(s.reduce_mean(m));
+  }
+  Output total = s.add(s.add(ends[0], ends[1]), s.add(ends[2], ends[3]));
+  s.run({total});  // plan, warm
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < runs; ++i) benchmark::DoNotOptimize(s.run({total}));
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / runs;
+}
+
+// Each iteration times one thread and then `threads` threads back to back
+// (the machine may be shared: pairs keep the ratio honest); the time is the
+// latter's, the counter the median ratio.
+void BM_Branches(benchmark::State& state) {
+  const auto threads = static_cast<unsigned>(state.range(0));
+  branches_seconds(threads, 2);  // warm: the BLAS, the pool's pages
+  std::vector<double> ratios;
+  for (auto _ : state) {
+    const double one = branches_seconds(1, 5);
+    const double many = branches_seconds(threads, 5);
+    state.SetIterationTime(many);
+    ratios.push_back(one / many);
+  }
+  std::sort(ratios.begin(), ratios.end());
+  state.counters["inter_op_threads"] = threads;
+  state.counters["speedup_vs_1_thread"] = ratios.empty() ? 0 : ratios[ratios.size() / 2];
 }
 
 void BM_SessionGrowth(benchmark::State& state, GrowthMode mode) {
@@ -201,6 +253,8 @@ BENCHMARK(BM_Dispatch)->Name("graph/dispatch/chain")->Arg(1)->Arg(100)->Unit(ben
 BENCHMARK_CAPTURE(BM_Mlp, fits, 0)->Name("graph/mlp/fits")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Mlp, lru, 1)->Name("graph/mlp/lru")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Mlp, lookahead, 2)->Name("graph/mlp/lookahead")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Branches)->Name("graph/branches/threads")->Arg(2)->Iterations(5)->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_SessionGrowth, leaky, GrowthMode::Leaky)
     ->Name("graph/session_growth/leaky")->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
 BENCHMARK_CAPTURE(BM_SessionGrowth, clear, GrowthMode::Clear)

@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 namespace spillway::detail {
@@ -79,16 +80,6 @@ std::vector<std::string> PoolCore::check_invariants() {
   for (BufferRecord* r = all_.front(); r != nullptr; r = all_.next(r)) {
     r->state.fetch_or(state::kFrozen, std::memory_order_seq_cst);
   }
-  const auto settle_until = Clock::now() + std::chrono::seconds(1);
-  for (std::size_t i = 0; i < shards.size(); ++i) {
-    while ((shards[i]->seq.load(std::memory_order_acquire) & 1) != 0) {
-      if (Clock::now() >= settle_until) {
-        out.push_back("thread shard " + std::to_string(i) + ": a pin or unpin stayed half done for 1 s");
-        break;
-      }
-      std::this_thread::yield();
-    }
-  }
   struct Thaw {
     PoolCore* core;
     std::vector<ThreadShard*>& shards;
@@ -99,6 +90,35 @@ std::vector<std::string> PoolCore::check_invariants() {
       for (ThreadShard* s : shards) s->lock.unlock();
     }
   } thaw{this, shards};
+  // A pin or unpin that meets a frozen word takes its count back at once,
+  // inside its thread's seq window; one that was past its count when the
+  // freeze came finishes within a few instructions. So the states are read
+  // when no seq is odd, and read again until no seq moved meanwhile: a read
+  // that saw a taken-back count would see that thread's seq move (it
+  // synchronises with the count's RMW, which follows the seq's change).
+  std::unordered_map<const BufferRecord*, std::uint64_t> states;
+  const auto settle_until = Clock::now() + std::chrono::seconds(1);
+  auto seqs = [&] {
+    std::vector<std::uint64_t> v;
+    shards_.for_each([&](ThreadShard& sh) { v.push_back(sh.seq.load(std::memory_order_acquire)); });
+    return v;
+  };
+  for (bool settled = false; !settled;) {
+    std::vector<std::uint64_t> before = seqs();
+    if (std::any_of(before.begin(), before.end(), [](std::uint64_t q) { return (q & 1) != 0; })) {
+      if (Clock::now() >= settle_until) {
+        out.push_back("a pin or unpin stayed half done for 1 s: the states below may be off by it");
+        break;
+      }
+      std::this_thread::yield();
+      continue;
+    }
+    states.clear();
+    for (const BufferRecord* r = all_.front(); r != nullptr; r = all_.next(r)) {
+      states[r] = r->state.load(std::memory_order_acquire);
+    }
+    settled = seqs() == before || Clock::now() >= settle_until;
+  }
   std::uint64_t cached[2] = {0, 0};
   std::array<std::int64_t, kTierCount> shard_buffers{};
   for (ThreadShard* sh : shards) {
@@ -130,7 +150,7 @@ std::vector<std::string> PoolCore::check_invariants() {
 
   for (const BufferRecord* rp = all_.front(); rp != nullptr; rp = all_.next(rp)) {
     const BufferRecord& r = *rp;
-    const std::uint64_t st = r.state.load(std::memory_order_acquire);
+    const std::uint64_t st = states[rp];
     const int p = tier_index(r.primary);
     ++buffers[p];
     if (r.moving) ++moving;

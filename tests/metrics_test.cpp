@@ -101,6 +101,9 @@ TEST(Metrics, ExpositionSaysWhatStatsSays) {
   const PoolStats s = busy_stats(pool);
   auto m = testing::parse_prometheus(s.to_prometheus());
   EXPECT_EQ(m.at(R"(spillway_tier_bytes{tier="host",state="used"})"), double(s.tier(Tier::Host).used_bytes));
+  EXPECT_EQ(m.at(R"(spillway_tier_bytes{tier="host",state="thread_cached"})"),
+            double(s.tier(Tier::Host).thread_cached_bytes));
+  EXPECT_EQ(m.count(R"(spillway_tier_bytes{tier="disk",state="thread_cached"})"), 0u);
   EXPECT_EQ(m.at(R"(spillway_tier_bytes{tier="device",state="capacity"})"), double(s.tier(Tier::Device).capacity_bytes));
   EXPECT_EQ(m.count(R"(spillway_tier_bytes{tier="disk",state="capacity"})"), 0u) << "unlimited quota exported";
   EXPECT_EQ(m.at(R"(spillway_moves_total{from="device",to="host"})"), double(s.move(Tier::Device, Tier::Host).moves));

@@ -98,9 +98,15 @@ struct DiskOptions {
 };
 
 enum class EvictionPolicy : std::uint8_t {
-  Lru,        // least recently pinned first
+  // Least recently pinned first, learnt without a lock on the pin path
+  // (CLOCK, "second chance"): a pin marks its buffer, and the eviction scan
+  // passes over a marked buffer once (clearing the mark) before it may take
+  // it. A buffer pinned since the scan last came by is never taken before
+  // one that was not; among those, the earliest to arrive on the tier goes
+  // first.
+  Lru,
   // Farthest next use first (Buffer::hint_next_use, e.g. from a graph
-  // executor's schedule), among the 64 least recently used candidates,
+  // executor's schedule), among the 64 oldest arrivals on the tier,
   // weighed by cost: a victim with a clean copy below (free to drop) counts
   // as twice as far as a dirty one. Buffers used but never hinted count as
   // farthest (in LRU order among themselves); one just allocated and not yet

@@ -64,7 +64,7 @@
 //
 // Counters: the pin count, and the pinned bytes of a 0 -> 1 or 1 -> 0
 // change, go to the calling thread's ThreadShard. Its `seq` is odd while a
-// fast pin or unpin is between its CAS and its counter update, which lets
+// fast pin or unpin is between its count and its counter update, which lets
 // check_invariants() wait for those few instructions to end after freezing
 // the records (see ThreadShard).
 #pragma once
@@ -214,7 +214,7 @@ struct BufferRecord {
   // A clean copy below the primary: evicting it writes nothing.
   bool clean_below() const { return has_clean(Tier::Host) || has_clean(Tier::Disk); }
   // seq_cst: a thread that waits for pins to end reads this after counting
-  // itself in PoolCore::waiters_, and an unpin reads waiters_ after its CAS.
+  // itself in PoolCore::waiters_, and an unpin reads waiters_ after its count.
   std::uint32_t pins() const { return state::pins(state.load(std::memory_order_seq_cst)); }
   bool fresh() const { return (state.load(std::memory_order_relaxed) & state::kFresh) != 0; }
 };

@@ -3,7 +3,7 @@
 //
 // Exact LRU order needs a shared list moved on every unpin: the one write
 // that every pinning thread would make to the same cache line. Instead a pin
-// sets its record's kRef bit in the CAS that counts it, and the scan walks
+// sets its record's kRef bit when it counts itself, and the scan walks
 // the ring from the front (the oldest arrivals): a record with kRef set is
 // given a second chance (the bit cleared, the record moved to the back, as
 // if it had just arrived), the first one without it is the victim. A buffer

@@ -86,12 +86,13 @@ void set_simulated_device_arena_factory(DeviceArenaFactory factory);
 // record can meet another thread's operation on the same record. A pool
 // made while a hook is set calls it at each of them (its fast paths take an
 // instrumented copy of themselves); with `broken_pin_ordering` that copy
-// checks the state word and then counts the pin with a separate increment
-// instead of one compare-and-swap, the ordering bug the tests must catch.
+// reads the state word, and then counts the pin trusting what it read
+// instead of judging the value its increment returns: the ordering bug the
+// tests must catch.
 // Not for production use.
 enum class RacePoint : std::uint8_t {
-  PinChecked,     // a fast pin read a state word it may count on
-  UnpinChecked,   // a fast unpin read a state word it may count on
+  PinChecked,     // a fast pin is about to count
+  UnpinChecked,   // a fast unpin is about to count
   Claimed,        // the slow path claimed a record (a move or clean eviction starts)
   MoveCopying,    // a move's bytes are being copied (no lock held)
   FreeChecked,    // a fast free read a state word it may claim
@@ -162,9 +163,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   //   - the moves in flight are the records marked moving.
   // It takes the pool's lock and every thread shard's lock, freezes every
   // record's fast path (kFrozen) and waits for the pins and unpins already
-  // past their CAS to finish, so its numbers are exact while other threads
-  // keep working: they wait for it instead. A debugging and testing aid (the
-  // stress harness calls it every 50 ms): O(n log n) in the records.
+  // past their count to finish, so its numbers are exact while other
+  // threads keep working: they wait for it instead. A debugging and testing
+  // aid (the stress harness calls it every 50 ms): O(n log n) in the records.
   std::vector<std::string> check_invariants() SPILLWAY_EXCLUDES(mu_);
   // Test seam: shifts the pinned-bytes counter of tier t by `delta`, so a
   // test can see check_invariants() catch broken accounting.

@@ -68,7 +68,7 @@ std::vector<std::string> PoolCore::check_invariants() {
   // Hold the world still. Every shard's lock: no allocation or free on the
   // fast path begins (their pending and freed records come into the lists
   // first). Every record frozen: no pin or unpin on the fast path begins;
-  // those already past their CAS finish within a few instructions, which
+  // those already past their count finish within a few instructions, which
   // each shard's seq tells.
   std::vector<ThreadShard*> shards;
   shards_.for_each([&](ThreadShard& s) SPILLWAY_NO_THREAD_SAFETY_ANALYSIS {

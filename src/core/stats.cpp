@@ -32,11 +32,13 @@ std::string PoolStats::to_string() const {
       continue;
     }
     std::snprintf(line, sizeof line,
-                  "%-6s used %s of %s (clean %s, pinned %s, peak %s), %llu buffers, largest free "
+                  "%-6s used %s of %s (clean %s, pinned %s, peak %s%s%s), %llu buffers, largest free "
                   "%s, fragmentation %.2f\n",
                   std::string(tier_name(t)).c_str(), format_bytes(s.used_bytes).c_str(),
                   format_bytes(s.capacity_bytes).c_str(), format_bytes(s.clean_bytes).c_str(),
                   format_bytes(s.pinned_bytes).c_str(), format_bytes(s.peak_bytes).c_str(),
+                  s.thread_cached_bytes > 0 ? ", thread caches " : "",
+                  s.thread_cached_bytes > 0 ? format_bytes(s.thread_cached_bytes).c_str() : "",
                   static_cast<unsigned long long>(s.buffers), format_bytes(s.largest_free_bytes).c_str(),
                   s.fragmentation);
     out += line;
@@ -121,6 +123,7 @@ std::string PoolStats::to_prometheus() const {
   const Tier all[] = {Tier::Device, Tier::Host, Tier::Disk};
   e.family("spillway_tier_bytes", "gauge",
            "Bytes per tier and state: used (primaries and clean copies), clean, pinned, peak, "
+           "thread_cached (free blocks threads keep for their next allocation, memory tiers), "
            "capacity (absent when unlimited).");
   for (Tier t : all) {
     const TierStats& s = tier(t);
@@ -130,6 +133,7 @@ std::string PoolStats::to_prometheus() const {
     e.sample("spillway_tier_bytes", l + ",state=\"clean\"", num(s.clean_bytes));
     e.sample("spillway_tier_bytes", l + ",state=\"pinned\"", num(s.pinned_bytes));
     e.sample("spillway_tier_bytes", l + ",state=\"peak\"", num(s.peak_bytes));
+    if (t != Tier::Disk) e.sample("spillway_tier_bytes", l + ",state=\"thread_cached\"", num(s.thread_cached_bytes));
     if (s.capacity_bytes != kUnlimited) {
       e.sample("spillway_tier_bytes", l + ",state=\"capacity\"", num(s.capacity_bytes));
     }

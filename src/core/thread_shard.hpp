@@ -12,7 +12,7 @@
 // the owning thread, with a plain load and store: no read-modify-write, no
 // line another thread writes. Readers (stats(), check_invariants()) add
 // every shard to the pool's own counters. `seq` is odd while the owner is
-// between a fast pin's or unpin's CAS and its counter update; after freezing
+// between a fast pin's or unpin's count and its counter update; after freezing
 // every record, check_invariants() waits for each odd seq to move on, and
 // then the counters and the records agree.
 //
@@ -122,7 +122,7 @@ struct alignas(64) ThreadShard {
 
   void add(std::atomic<std::int64_t>& c, std::int64_t d) { c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
   void add(std::atomic<std::uint64_t>& c, std::uint64_t d) { c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
-  // Around a fast pin's or unpin's CAS and counter update.
+  // Around a fast pin's or unpin's count and counter update.
   void enter() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
   void leave() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
 };

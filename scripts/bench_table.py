@@ -750,8 +750,22 @@ def main():
                     runs.append(json.loads(line))
         disk = next((r for r in runs if r["mode"] == "disk"), None)
         mm = next((r for r in runs if r["mode"] == "mmap"), None)
-        sw = {r.get("policy"): r for r in runs if r["mode"] == "spillway"}
-        streams = {r.get("verify"): r for r in runs if r["mode"] == "stream"}
+        # The first run of each kind is the table's; later ones are the
+        # reader/spillway pairs bench_sweep.sh repeats (SWEEP_PAIR_ROUNDS).
+        sw, streams = {}, {}
+        for r in runs:
+            if r["mode"] == "spillway":
+                sw.setdefault(r.get("policy"), r)
+            elif r["mode"] == "stream":
+                streams.setdefault(r.get("verify"), r)
+        pair_ratios = []
+        last_reader = None
+        for r in runs:
+            if r["mode"] == "stream" and r.get("verify") == 1:
+                last_reader = r
+            elif r["mode"] == "spillway" and r.get("policy") == "lookahead" and last_reader:
+                pair_ratios.append(median(r["pass_s"]) / median(last_reader["pass_s"]))
+                last_reader = None
         if disk and mm and sw:
             ws, budget = mm["working_set"], mm["budget"]
             bw = max(disk["buffered_read_gbps"], disk.get("direct_read_gbps", 0.0)) * 1e9
@@ -812,9 +826,11 @@ def main():
                 ver = streams.get(1)
                 if ver:
                     tv = median(ver["pass_s"])
+                    pr = median(pair_ratios) if pair_ratios else t / tv
                     verdicts.append(f"out-of-core sweep, spillway (Lookahead) within {SWEEP_READER_TARGET}x "
-                                    f"of the hand-written verifying reader: "
-                                    f"{'MET' if t / tv <= SWEEP_READER_TARGET else 'MISSED'} ({t / tv:.2f}x)")
+                                    f"of the hand-written verifying reader (median of {max(len(pair_ratios), 1)} "
+                                    f"runs back to back): {'MET' if pr <= SWEEP_READER_TARGET else 'MISSED'} "
+                                    f"({pr:.2f}x; each pair: " + ", ".join(f"{x:.2f}x" for x in pair_ratios) + ")")
                     md.append(f"Information (no target): spillway (Lookahead) takes {t / tv:.2f}x the time of the "
                               f"hand-written verifying reader, which itself takes {tv / bound:.2f}x the lower bound"
                               + (f" ({tv / b2:.2f}x the bound into budget-size memory)" if spread_gbps > 0 else "")

@@ -150,13 +150,17 @@ class RecordList {
 
 inline constexpr std::uint64_t kNoHint = ~std::uint64_t{0};
 
-struct BufferRecord {
+// Cache-line aligned, with the state word alone on the first line: threads
+// pinning one buffer move that line between them once per pin or unpin,
+// and everything a pin reads besides (the block address, the footprint)
+// stays on lines they all keep a clean copy of.
+struct alignas(64) BufferRecord {
   // ---- lock-free (see the note above) ----
   std::atomic<std::uint64_t> state{0};
   // The block the live pins point at, stored by the pin that took the count
-  // from 0 to 1: check_invariants() verifies that a pinned buffer's bytes
-  // never moved.
-  std::atomic<void*> pinned_block{nullptr};
+  // from 0 to 1 (when it changed): check_invariants() verifies that a pinned
+  // buffer's bytes never moved.
+  alignas(64) std::atomic<void*> pinned_block{nullptr};
   // For Lookahead: the executor step at which the buffer is next used.
   std::atomic<std::uint64_t> next_use{kNoHint};
 

@@ -21,11 +21,7 @@ namespace {
 using spillway::testing::ScratchDir;
 
 std::vector<float> random_values(std::size_t n, std::uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-scale, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
+  return spillway::testing::random_floats(n, seed, scale);
 }
 
 // ---- kernels -----------------------------------------------------------------------

@@ -19,11 +19,7 @@ namespace {
 using spillway::testing::ScratchDir;
 
 std::vector<float> random_values(std::size_t n, std::uint64_t seed, float scale = 0.1f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-scale, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
+  return spillway::testing::random_floats(n, seed, scale);
 }
 
 PoolOptions tight(const std::string& dir, std::size_t device, EvictionPolicy policy) {

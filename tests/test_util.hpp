@@ -17,6 +17,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "spillway/spillway.hpp"
 #include "stress/pattern.hpp"
@@ -38,6 +39,15 @@ inline void fill_pattern(void* p, std::size_t n, std::uint64_t key, std::uint64_
   }
   const std::uint64_t tail = mix64(seed + i);
   for (std::size_t j = 0; i < n; ++i, ++j) b[i] = static_cast<unsigned char>(tail >> (8 * j));
+}
+
+// `n` floats uniform in [-scale, scale], seeded.
+inline std::vector<float> random_floats(std::size_t n, std::uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
 }
 
 // Prometheus text exposition as {"name{labels}": value}; comments skipped.

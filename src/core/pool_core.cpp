@@ -317,19 +317,13 @@ void PoolCore::wake_waiters() {
 bool PoolCore::instrumented_pin(BufferRecord* r, Tier where, Access access, void** block) {
   ThreadShard* sh = shards_.mine();
   if (sh == nullptr) return false;
-  const std::uint64_t refuse =
-      state::kSlow | state::kFrozen | (access == Access::ReadWrite ? state::kCleanBelow : 0);
-  const std::uint64_t tier = state::tier_bits(tier_index(where));
-  auto refused = [&](std::uint64_t s) {
-    return (s & refuse) != 0 || (s & state::kTierMask) != tier || state::pins(s) >= state::kPinMask - 1;
-  };
   sh->enter();
   std::uint64_t s;
   if (broken_pin_ordering_) {
     // The bug the interleaving tests must catch: look, then count, and
     // trust the look. A claim can come between them.
     s = r->state.load(std::memory_order_acquire);
-    if (refused(s)) {
+    if (refuses_pin(s, where, access)) {
       sh->leave();
       return false;
     }
@@ -338,21 +332,13 @@ bool PoolCore::instrumented_pin(BufferRecord* r, Tier where, Access access, void
   } else {
     race_point(RacePoint::PinChecked);
     s = r->state.fetch_add(1, std::memory_order_acq_rel);
-    if (refused(s)) {
+    if (refuses_pin(s, where, access)) {
       take_back(r, 1);
       sh->leave();
       return false;
     }
   }
-  if ((s & (state::kRef | state::kFresh)) != state::kRef) note_use(r, s);
-  void* b = r->block[tier_index(where)];
-  if (state::pins(s) == 0) {
-    r->pinned_block.store(b, std::memory_order_relaxed);
-    sh->add(sh->pinned_bytes[tier_index(where)], static_cast<std::int64_t>(r->footprint));
-  }
-  sh->add(sh->pins, 1);
-  sh->leave();
-  *block = b;
+  *block = finish_pin(*sh, r, where, s);
   return true;
 }
 

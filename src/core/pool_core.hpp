@@ -205,30 +205,39 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool try_fast_pin(BufferRecord* r, Tier where, Access access, void** block) {
     ThreadShard* sh = shards_.mine();
     if (sh == nullptr) return false;
-    const std::uint64_t refuse =
-        state::kSlow | state::kFrozen | (access == Access::ReadWrite ? state::kCleanBelow : 0);
-    const std::uint64_t tier = state::tier_bits(tier_index(where));
     sh->enter();
     // Count first, then look at what the count landed on: the word as it
     // was at the increment decides (Note [Residency state machine]). One
     // read-modify-write and no read before it, so threads pinning one
     // buffer move its line between them once per pin.
     const std::uint64_t s = r->state.fetch_add(1, std::memory_order_acq_rel);
-    if ((s & refuse) != 0 || (s & state::kTierMask) != tier || state::pins(s) >= state::kPinMask - 1) [[unlikely]] {
+    if (refuses_pin(s, where, access)) [[unlikely]] {
       take_back(r, 1);
       sh->leave();
       return false;
     }
+    *block = finish_pin(*sh, r, where, s);
+    return true;
+  }
+  // Whether a state word refuses a fast pin on `where`.
+  static bool refuses_pin(std::uint64_t s, Tier where, Access access) {
+    const std::uint64_t refuse =
+        state::kSlow | state::kFrozen | (access == Access::ReadWrite ? state::kCleanBelow : 0);
+    return (s & refuse) != 0 || (s & state::kTierMask) != state::tier_bits(tier_index(where)) ||
+           state::pins(s) >= state::kPinMask - 1;
+  }
+  // A fast pin that holds (its count returned `s`): the marks of a use, the
+  // counters, the block. Ends the thread's seq window.
+  static void* finish_pin(ThreadShard& sh, BufferRecord* r, Tier where, std::uint64_t s) {
     if ((s & (state::kRef | state::kFresh)) != state::kRef) note_use(r, s);
     void* b = r->block[tier_index(where)];
     if (state::pins(s) == 0) {
       if (r->pinned_block.load(std::memory_order_relaxed) != b) r->pinned_block.store(b, std::memory_order_relaxed);
-      sh->add(sh->pinned_bytes[tier_index(where)], static_cast<std::int64_t>(r->footprint));
+      sh.add(sh.pinned_bytes[tier_index(where)], static_cast<std::int64_t>(r->footprint));
     }
-    sh->add(sh->pins, 1);
-    sh->leave();
-    *block = b;
-    return true;
+    sh.add(sh.pins, 1);
+    sh.leave();
+    return b;
   }
   bool try_fast_unpin(BufferRecord* r) {
     ThreadShard* sh = shards_.mine();

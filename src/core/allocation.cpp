@@ -328,9 +328,8 @@ void PoolCore::free_now(BufferRecord* r) {
     if (r->primary != Tier::Disk) clean_bytes_[2] -= r->extent.bytes;
     release_later(r->extent);
   }
-  if (r->pins() > 0 && r->primary != Tier::Disk) {
-    pinned_bytes_[static_cast<std::size_t>(tier_index(r->primary))] -= static_cast<std::int64_t>(r->footprint);
-  }
+  const std::uint64_t s = r->state.load(std::memory_order_acquire);
+  book(r, s, s & ~state::kPinMask);  // a record that goes with pins on it takes their bytes along
   --buffers_[static_cast<std::size_t>(tier_index(r->primary))];
   emit(TraceKind::Free, r, r->primary, r->primary, EvictionReason::Explicit, true, 0);
   delete_record(r);

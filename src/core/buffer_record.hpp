@@ -47,10 +47,14 @@
 //      (PoolCore), which rewrites tier, kSlow and kCleanBelow from the
 //      record's fields, keeping the pins, kRef and kFresh bits.
 // A taken-back increment is a count of a pin that never was, for a few
-// instructions: a claim in that moment fails and is retried, and nothing
-// else reads the count then (see PoolCore::take_back). Looking before
-// counting, and trusting the look, is the bug the interleaving test
-// (tests/concurrency_test.cpp) must catch.
+// instructions: a claim in that moment fails and is retried, a slow-path
+// grant or unpin may see it, and check_invariants() reads states only when
+// none is in progress (see PoolCore::take_back). So that pinned bytes still
+// add up, every change of the word books what it changed, judged by the
+// word it saw (state::book_pinned): the count and its take-back both, and
+// a tier change made under a count. Looking before counting, and trusting
+// the look, is the bug the interleaving test (tests/concurrency_test.cpp)
+// must catch.
 // Everything else in a record that can change (primary, blocks, extent,
 // flags, list hooks) is guarded by PoolCore::mu_; a pending record (born
 // on the fast path and not yet in the pool's lists) is guarded by its home
@@ -62,8 +66,8 @@
 // it under the lock). An unpin that ends the last pin wakes the threads
 // counted in PoolCore::waiters_ (waiting for room, or for that pin).
 //
-// Counters: the pin count, and the pinned bytes of a 0 -> 1 or 1 -> 0
-// change, go to the calling thread's ThreadShard. Its `seq` is odd while a
+// Counters: the pin count, and the pinned bytes a change books, go to the
+// calling thread's ThreadShard (the slow path's to the pool's counters). Its `seq` is odd while a
 // fast pin or unpin is between its count and its counter update, which lets
 // check_invariants() wait for those few instructions to end after freezing
 // the records (see ThreadShard).
@@ -101,6 +105,24 @@ inline constexpr std::uint64_t kGarbage = std::uint64_t{1} << 39;
 constexpr std::uint32_t pins(std::uint64_t s) { return static_cast<std::uint32_t>(s & kPinMask); }
 constexpr std::uint64_t tier_bits(int tier) { return static_cast<std::uint64_t>(tier) << kTierShift; }
 constexpr int tier_of(std::uint64_t s) { return static_cast<int>((s & kTierMask) >> kTierShift); }
+
+// Pinned-bytes bookkeeping. Every read-modify-write that changes a word's
+// pins or tier calls add(tier, bytes) for the change it made, judged by the
+// word it saw and the word it left: `footprint` leaves the tier named by
+// `before` if that word had pins, and joins the tier named by `after` if
+// that one has. The writes to one word are totally ordered, each seeing the
+// word the one before it left, so the bookings of all of them add up to
+// exactly the pinned footprint of every memory tier — counts taken back
+// (Note above) and tier changes under a count included. Disk and "no tier"
+// (zero bytes) are left out on both sides alike.
+template <class Add>
+void book_pinned(std::uint64_t before, std::uint64_t after, std::size_t footprint, Add&& add) {
+  const int tb = tier_of(before), ta = tier_of(after);
+  const bool was = pins(before) > 0 && tb < 2, is = pins(after) > 0 && ta < 2;
+  if (was && is && tb == ta) return;
+  if (was) add(tb, -static_cast<std::int64_t>(footprint));
+  if (is) add(ta, static_cast<std::int64_t>(footprint));
+}
 }  // namespace state
 
 // Intrusive doubly-linked lists of records, one hook per list kind, so that
@@ -157,9 +179,9 @@ inline constexpr std::uint64_t kNoHint = ~std::uint64_t{0};
 struct alignas(64) BufferRecord {
   // ---- lock-free (see the note above) ----
   std::atomic<std::uint64_t> state{0};
-  // The block the live pins point at, stored by the pin that took the count
-  // from 0 to 1 (when it changed): check_invariants() verifies that a pinned
-  // buffer's bytes never moved.
+  // The block the live pins point at, stored by a pin that finds it
+  // different: check_invariants() verifies that a pinned buffer's bytes
+  // never moved.
   alignas(64) std::atomic<void*> pinned_block{nullptr};
   // For Lookahead: the executor step at which the buffer is next used.
   std::atomic<std::uint64_t> next_use{kNoHint};

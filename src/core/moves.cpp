@@ -280,8 +280,8 @@ void PoolCore::run_move(BufferRecord* r, Tier from, Tier to, void* dst,
   }
   r->claimed = false;
   if (r->dead && r->pins() == 0 && r->copy_fence) {
-    r->state.fetch_add(1, std::memory_order_acq_rel);  // freed by the unpin that follows the copy
-    pinned_bytes_[static_cast<std::size_t>(tier_index(r->primary))] += static_cast<std::int64_t>(r->footprint);
+    const std::uint64_t s = r->state.fetch_add(1, std::memory_order_acq_rel);  // freed by the unpin that follows the copy
+    book(r, s, s + 1);
     r->pinned_block.store(r->block[static_cast<std::size_t>(tier_index(r->primary))], std::memory_order_relaxed);
     fenced_.push_back({r, r->copy_fence, true});
   } else if (r->dead && r->pins() == 0) {

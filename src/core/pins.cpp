@@ -16,8 +16,8 @@ void PoolCore::grant_pin(BufferRecord* r, Access access) {
   while (!r->state.compare_exchange_weak(s, ((s + 1) | state::kRef) & ~state::kFresh, std::memory_order_acq_rel,
                                          std::memory_order_relaxed)) {
   }
-  if (state::pins(s) == 0 && r->primary != Tier::Disk) {
-    pinned_bytes_[static_cast<std::size_t>(tier_index(r->primary))] += static_cast<std::int64_t>(r->footprint);
+  book(r, s, s + 1);
+  if (r->primary != Tier::Disk) {
     r->pinned_block.store(r->block[static_cast<std::size_t>(tier_index(r->primary))], std::memory_order_relaxed);
   }
   if (access == Access::ReadWrite) invalidate_clean(r);
@@ -59,10 +59,8 @@ void PoolCore::unpin_locked(Lock& lk, BufferRecord* r, std::shared_ptr<PoolCore>
   // A fast pin or unpin may still change the count (when the record is on
   // the fast path): take one off whatever it is now.
   const std::uint64_t before = r->state.fetch_sub(1, std::memory_order_seq_cst);
+  book(r, before, before - 1);
   if (state::pins(before) != 1) return;
-  if (!closed && r->primary != Tier::Disk) {
-    pinned_bytes_[static_cast<std::size_t>(tier_index(r->primary))] -= static_cast<std::int64_t>(r->footprint);
-  }
   emit(TraceKind::Unpin, r, r->primary, r->primary, EvictionReason::Pressure, true, 0);
   if (r->dead && !r->moving && !closed) {
     if (keep != nullptr) *keep = std::move(r->keepalive);

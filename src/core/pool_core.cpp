@@ -299,6 +299,7 @@ void PoolCore::publish_state(BufferRecord* r) {
   std::uint64_t s = r->state.load(std::memory_order_relaxed);
   while (!r->state.compare_exchange_weak(s, (s & kept) | set, std::memory_order_acq_rel, std::memory_order_relaxed)) {
   }
+  book(r, s, (s & kept) | set);  // a tier change under a count (one being taken back) moves its bytes
 }
 
 std::uint64_t PoolCore::stop_fast_path(BufferRecord* r) {
@@ -333,7 +334,8 @@ bool PoolCore::instrumented_pin(BufferRecord* r, Tier where, Access access, void
     race_point(RacePoint::PinChecked);
     s = r->state.fetch_add(1, std::memory_order_acq_rel);
     if (refuses_pin(s, where, access)) {
-      take_back(r, 1);
+      book(*sh, r, s, s + 1);
+      take_back(*sh, r, 1);
       sh->leave();
       return false;
     }
@@ -348,15 +350,11 @@ bool PoolCore::instrumented_unpin(BufferRecord* r) {
   sh->enter();
   race_point(RacePoint::UnpinChecked);
   const std::uint64_t s = r->state.fetch_sub(1, std::memory_order_seq_cst);
+  book(*sh, r, s, s - 1);
   if ((s & (state::kSlow | state::kFrozen)) != 0 || state::pins(s) == 0) {
-    take_back(r, -1);
+    take_back(*sh, r, -1);
     sh->leave();
     return false;
-  }
-  // (The tier check only matters under the broken ordering, which can
-  // leave a pin on a record that moved to disk.)
-  if (state::pins(s) == 1 && state::tier_of(s) < 2) {
-    sh->add(sh->pinned_bytes[static_cast<std::size_t>(state::tier_of(s))], -static_cast<std::int64_t>(r->footprint));
   }
   sh->leave();
   if (state::pins(s) == 1 && waiters_.load(std::memory_order_seq_cst) > 0) wake_waiters();

@@ -212,7 +212,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     // buffer move its line between them once per pin.
     const std::uint64_t s = r->state.fetch_add(1, std::memory_order_acq_rel);
     if (refuses_pin(s, where, access)) [[unlikely]] {
-      take_back(r, 1);
+      book(*sh, r, s, s + 1);
+      take_back(*sh, r, 1);
       sh->leave();
       return false;
     }
@@ -231,25 +232,31 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   static void* finish_pin(ThreadShard& sh, BufferRecord* r, Tier where, std::uint64_t s) {
     if ((s & (state::kRef | state::kFresh)) != state::kRef) note_use(r, s);
     void* b = r->block[tier_index(where)];
-    if (state::pins(s) == 0) {
-      if (r->pinned_block.load(std::memory_order_relaxed) != b) r->pinned_block.store(b, std::memory_order_relaxed);
-      sh.add(sh.pinned_bytes[tier_index(where)], static_cast<std::int64_t>(r->footprint));
-    }
+    // Whoever pins sees that it is recorded (a count being taken back can
+    // hide which pin was the first).
+    if (r->pinned_block.load(std::memory_order_relaxed) != b) r->pinned_block.store(b, std::memory_order_relaxed);
+    book(sh, r, s, s + 1);
     sh.add(sh.pins, 1);
     sh.leave();
     return b;
+  }
+  // Books a fast path's change of r's word in the thread's counters.
+  static void book(ThreadShard& sh, const BufferRecord* r, std::uint64_t before, std::uint64_t after) {
+    state::book_pinned(before, after, r->footprint, [&sh](int tier, std::int64_t bytes) {
+      sh.add(sh.pinned_bytes[static_cast<std::size_t>(tier)], bytes);
+    });
   }
   bool try_fast_unpin(BufferRecord* r) {
     ThreadShard* sh = shards_.mine();
     if (sh == nullptr) return false;
     sh->enter();
     const std::uint64_t s = r->state.fetch_sub(1, std::memory_order_seq_cst);
+    book(*sh, r, s, s - 1);
     if ((s & (state::kSlow | state::kFrozen)) != 0 || state::pins(s) == 0) [[unlikely]] {
-      take_back(r, -1);  // the slow path's business
+      take_back(*sh, r, -1);  // the slow path's business
       sh->leave();
       return false;
     }
-    if (state::pins(s) == 1) sh->add(sh->pinned_bytes[state::tier_of(s)], -static_cast<std::int64_t>(r->footprint));
     sh->leave();
     // A thread waiting for pins to end counted itself in waiters_ before it
     // looked (seq_cst both sides): it saw this unpin, or this sees it.
@@ -264,8 +271,13 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // the seq, a pin never races the free of its own buffer (that is a data
   // race in the caller), and an unpin holds a pin, so no claim or free can
   // happen under the missing one.
-  static void take_back(BufferRecord* r, int delta) {
-    r->state.fetch_sub(static_cast<std::uint64_t>(static_cast<std::int64_t>(delta)), std::memory_order_acq_rel);
+  // The count and its take-back each book what they changed (pinned
+  // bytes), so a slow-path grant or unpin that saw the extra count, or a
+  // tier change made under it, still adds up.
+  static void take_back(ThreadShard& sh, BufferRecord* r, int delta) {
+    const std::uint64_t d = static_cast<std::uint64_t>(static_cast<std::int64_t>(delta));
+    const std::uint64_t before = r->state.fetch_sub(d, std::memory_order_acq_rel);
+    book(sh, r, before, before - d);
   }
   // Sets kRef, clears kFresh (the CLOCK and Lookahead marks of a use).
   static void note_use(BufferRecord* r, std::uint64_t s) {
@@ -410,6 +422,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::vector<std::pair<std::string, std::size_t>> pinned_by_label(Tier t) SPILLWAY_REQUIRES(mu_);
   // Pinned bytes of each memory tier: the pool's counter plus every shard's.
   std::array<std::uint64_t, 2> pinned_bytes() const SPILLWAY_REQUIRES(mu_);
+  // Books a slow path's change of r's word in the pool's counters.
+  void book(const BufferRecord* r, std::uint64_t before, std::uint64_t after) SPILLWAY_REQUIRES(mu_) {
+    state::book_pinned(before, after, r->footprint, [this](int tier, std::int64_t bytes) SPILLWAY_REQUIRES(mu_) {
+      pinned_bytes_[static_cast<std::size_t>(tier)] += bytes;
+    });
+  }
   // Records an event when tracing is on (under mu_). `bytes` is used when
   // there is no record.
   void emit(TraceKind kind, const BufferRecord* r, Tier from, Tier to, EvictionReason reason,

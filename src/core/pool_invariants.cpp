@@ -97,6 +97,7 @@ std::vector<std::string> PoolCore::check_invariants() {
   // that saw a taken-back count would see that thread's seq move (it
   // synchronises with the count's RMW, which follows the seq's change).
   std::unordered_map<const BufferRecord*, std::uint64_t> states;
+  std::array<std::uint64_t, 2> pinned_now{};  // the pinned-bytes counters, read with the states
   const auto settle_until = Clock::now() + std::chrono::seconds(1);
   auto seqs = [&] {
     std::vector<std::uint64_t> v;
@@ -117,6 +118,9 @@ std::vector<std::string> PoolCore::check_invariants() {
     for (const BufferRecord* r = all_.front(); r != nullptr; r = all_.next(r)) {
       states[r] = r->state.load(std::memory_order_acquire);
     }
+    // A taken-back count books its bytes and takes them back: the counters
+    // too are only as of an instant when no seq moved.
+    pinned_now = pinned_bytes();
     settled = seqs() == before || Clock::now() >= settle_until;
   }
   std::uint64_t cached[2] = {0, 0};
@@ -289,7 +293,6 @@ std::vector<std::string> PoolCore::check_invariants() {
                     std::to_string(reserved_bytes_[2]));
     }
   }
-  const auto pinned_now = pinned_bytes();
   for (int t = 0; t < kTierCount; ++t) {
     const std::string name(tier_name(static_cast<Tier>(t)));
     const std::uint64_t pinned_counter = t < 2 ? pinned_now[static_cast<std::size_t>(t)] : 0;

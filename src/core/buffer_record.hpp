@@ -51,7 +51,7 @@
 // grant or unpin may see it, and check_invariants() reads states only when
 // none is in progress (see PoolCore::take_back). So that pinned bytes still
 // add up, every change of the word books what it changed, judged by the
-// word it saw (state::book_pinned): the count and its take-back both, and
+// word it saw (state::pinned_change): the count and its take-back both, and
 // a tier change made under a count. Looking before counting, and trusting
 // the look, is the bug the interleaving test (tests/concurrency_test.cpp)
 // must catch.
@@ -107,21 +107,23 @@ constexpr std::uint64_t tier_bits(int tier) { return static_cast<std::uint64_t>(
 constexpr int tier_of(std::uint64_t s) { return static_cast<int>((s & kTierMask) >> kTierShift); }
 
 // Pinned-bytes bookkeeping. Every read-modify-write that changes a word's
-// pins or tier calls add(tier, bytes) for the change it made, judged by the
-// word it saw and the word it left: `footprint` leaves the tier named by
-// `before` if that word had pins, and joins the tier named by `after` if
-// that one has. The writes to one word are totally ordered, each seeing the
-// word the one before it left, so the bookings of all of them add up to
-// exactly the pinned footprint of every memory tier — counts taken back
-// (Note above) and tier changes under a count included. Disk and "no tier"
-// (zero bytes) are left out on both sides alike.
-template <class Add>
-void book_pinned(std::uint64_t before, std::uint64_t after, std::size_t footprint, Add&& add) {
+// pins or tier books the change it made, judged by the word it saw and the
+// word it left: the buffer's footprint leaves the tier named by `before` if
+// that word had pins, and joins the tier named by `after` if that one has.
+// The writes to one word are totally ordered, each seeing the word the one
+// before it left, so the bookings of all of them add up to exactly the
+// pinned footprint of every memory tier — counts taken back (Note above)
+// and tier changes under a count included. Disk and "no tier" (zero bytes)
+// are left out on both sides alike.
+struct PinnedChange {
+  int leaves = -1;  // the memory tier the footprint leaves, or -1
+  int joins = -1;   // the memory tier it joins, or -1
+};
+constexpr PinnedChange pinned_change(std::uint64_t before, std::uint64_t after) {
   const int tb = tier_of(before), ta = tier_of(after);
   const bool was = pins(before) > 0 && tb < 2, is = pins(after) > 0 && ta < 2;
-  if (was && is && tb == ta) return;
-  if (was) add(tb, -static_cast<std::int64_t>(footprint));
-  if (is) add(ta, static_cast<std::int64_t>(footprint));
+  if (was && is && tb == ta) return {};
+  return {was ? tb : -1, is ? ta : -1};
 }
 }  // namespace state
 

@@ -242,9 +242,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   }
   // Books a fast path's change of r's word in the thread's counters.
   static void book(ThreadShard& sh, const BufferRecord* r, std::uint64_t before, std::uint64_t after) {
-    state::book_pinned(before, after, r->footprint, [&sh](int tier, std::int64_t bytes) {
-      sh.add(sh.pinned_bytes[static_cast<std::size_t>(tier)], bytes);
-    });
+    const state::PinnedChange c = state::pinned_change(before, after);
+    const auto f = static_cast<std::int64_t>(r->footprint);
+    if (c.leaves >= 0) sh.add(sh.pinned_bytes[static_cast<std::size_t>(c.leaves)], -f);
+    if (c.joins >= 0) sh.add(sh.pinned_bytes[static_cast<std::size_t>(c.joins)], f);
   }
   bool try_fast_unpin(BufferRecord* r) {
     ThreadShard* sh = shards_.mine();
@@ -424,9 +425,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::array<std::uint64_t, 2> pinned_bytes() const SPILLWAY_REQUIRES(mu_);
   // Books a slow path's change of r's word in the pool's counters.
   void book(const BufferRecord* r, std::uint64_t before, std::uint64_t after) SPILLWAY_REQUIRES(mu_) {
-    state::book_pinned(before, after, r->footprint, [this](int tier, std::int64_t bytes) SPILLWAY_REQUIRES(mu_) {
-      pinned_bytes_[static_cast<std::size_t>(tier)] += bytes;
-    });
+    const state::PinnedChange c = state::pinned_change(before, after);
+    const auto f = static_cast<std::int64_t>(r->footprint);
+    if (c.leaves >= 0) pinned_bytes_[static_cast<std::size_t>(c.leaves)] -= f;
+    if (c.joins >= 0) pinned_bytes_[static_cast<std::size_t>(c.joins)] += f;
   }
   // Records an event when tracing is on (under mu_). `bytes` is used when
   // there is no record.

@@ -210,11 +210,13 @@ class Pool {
   // A debugging and testing aid: checks the pool's bookkeeping against the
   // tiers' own and returns what is wrong, one line per problem naming the
   // tier or buffer id (empty when all is well): each tier's used bytes equal
-  // what its buffers and in-flight moves hold, every buffer has exactly one
-  // primary copy and shares no storage with another, pinned buffers neither
-  // move nor change blocks, the clean/pinned/buffer counts of stats() add
-  // up. Holds the pool's lock while it walks every buffer (O(n log n)), so
-  // call it from tests and stress runs, not from a hot path.
+  // what its buffers, in-flight moves and thread caches hold, every buffer
+  // has exactly one primary copy and shares no storage with another, pinned
+  // buffers neither move nor change blocks, the clean/pinned/buffer counts
+  // of stats() add up. Exact while other threads work: it holds the pool's
+  // lock and keeps every pin, unpin, allocation and free of other threads
+  // waiting while it walks every buffer (O(n log n)), so call it from tests
+  // and stress runs, not from a hot path.
   std::vector<std::string> check_invariants() const;
 
  private:

@@ -49,6 +49,7 @@ using Stream = CUstream_st*;
 namespace detail {
 class PoolCore;
 struct BufferRecord;
+struct ReaderSlot;
 struct PoolAccess;  // tests and the stress harness reach the core through it
 }  // namespace detail
 
@@ -95,7 +96,7 @@ class Pin {
  private:
   friend class Buffer;
   Pin(detail::PoolCore* core, detail::BufferRecord* record, void* data, std::size_t size, Tier tier,
-      Access access) noexcept;
+      Access access, detail::ReaderSlot* reader) noexcept;
 
   // A plain pointer: a Pin lives shorter than its Buffer, which keeps the
   // core alive (and a Buffer freed while pinned hands the core to its
@@ -107,6 +108,9 @@ class Pin {
   std::size_t size_ = 0;
   Tier tier_ = Tier::Host;
   Access access_ = Access::Read;
+  // Set when the pin is counted in its thread's reader slot (a Read pin of
+  // a buffer several threads read at once) rather than in the buffer.
+  detail::ReaderSlot* reader_ = nullptr;
 };
 
 // A handle to a buffer in the pool. Move-only; destroying it frees every
@@ -159,6 +163,7 @@ class Buffer {
 
  private:
   friend class Pool;
+  friend struct detail::PoolAccess;
   Buffer(detail::PoolCore* core, detail::BufferRecord* record, std::size_t size, std::uint64_t id) noexcept;
 
   // A plain pointer: the core counts its live Buffers (in per-thread

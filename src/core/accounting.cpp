@@ -22,6 +22,13 @@ std::array<std::uint64_t, 2> PoolCore::pinned_bytes() const {
   shards_.for_each([&](ThreadShard& s) {
     for (std::size_t t = 0; t < 2; ++t) sum[t] += s.pinned_bytes[t].load(std::memory_order_relaxed);
   });
+  // Buffers pinned only by reader slots are not in the counters (their
+  // word's reader pin is not booked): count each once from the slots.
+  for (const auto& [r, n] : reader_counts()) {
+    const std::uint64_t s = r->state.load(std::memory_order_seq_cst);
+    const int t = state::tier_of(s);
+    if (state::held(s) == 0 && t < 2) sum[static_cast<std::size_t>(t)] += static_cast<std::int64_t>(r->footprint);
+  }
   return {non_negative(sum[0]), non_negative(sum[1])};
 }
 
@@ -34,9 +41,11 @@ std::int64_t PoolCore::live_handles() const {
 std::vector<std::pair<std::string, std::size_t>> PoolCore::pinned_by_label(Tier t) {
   adopt_all();
   std::map<std::string, std::size_t> by_label;
+  const auto readers = reader_counts();
   for (BufferRecord* r = all_.front(); r != nullptr; r = all_.next(r)) {
     const std::uint64_t s = r->state.load(std::memory_order_acquire);
-    if ((s & state::kGarbage) == 0 && state::pins(s) > 0 && r->primary == t) by_label[r->label] += r->footprint;
+    const bool pinned = state::held(s) > 0 || readers.contains(r);  // a reader pin alone is no pin
+    if ((s & state::kGarbage) == 0 && pinned && r->primary == t) by_label[r->label] += r->footprint;
   }
   std::vector<std::pair<std::string, std::size_t>> out(by_label.begin(), by_label.end());
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second > b.second; });

@@ -28,6 +28,9 @@
 //   kFresh      allocated, and neither pinned nor hinted since (Lookahead)
 //   kGarbage    freed on the fast path; the record waits in its freeing
 //               thread's shard until a batch unlinks it (PoolCore::collect)
+//   kBiased     read-shared: Read pins may count in their thread's reader
+//               slot instead of in pins (Note [Read-shared buffers])
+//   kBiasPin    pins includes one pin held for the reader slots
 //
 // The two rules that make the fast path safe:
 //   1. A fast pin is one atomic increment of the word, judged by the value
@@ -70,7 +73,41 @@
 // calling thread's ThreadShard (the slow path's to the pool's counters). Its `seq` is odd while a
 // fast pin or unpin is between its count and its counter update, which lets
 // check_invariants() wait for those few instructions to end after freezing
-// the records (see ThreadShard).
+// the records (see ThreadShard).//
+// Note [Read-shared buffers]
+// --------------------------
+// Threads that pin one buffer for reading at once would move its state
+// word's line between them on every pin and unpin. So a buffer that a Read
+// pin finds already pinned becomes *read-shared*: one CAS adds a pin to
+// its word on behalf of every reader and sets kBiased | kBiasPin. From then
+// on a fast Read pin counts itself in a *reader slot* of its own thread's
+// shard (ThreadShard::readers: record pointer + count, on the thread's own
+// line) and only reads the word; its unpin decrements that slot (from any
+// thread). The word's extra pin keeps the buffer unclaimable, so the
+// readers need not be in its count.
+//
+// Revocation (PoolCore::revoke_sharing, under mu_): a slow path that needs
+// the buffer's pins (a claim, a free, an eviction, a wait) clears kBiased,
+// waits for every thread's seq window that was open (a grace period of a
+// few instructions), and scans every shard's slots for the record. None
+// counted: it gives the reader pin back (clears kBiasPin, one unpin) and the
+// buffer is as if never shared. Some: the buffer stays pinned; kBiasPin
+// without kBiased (orphaned()) tells the remaining readers, and the last of
+// them gives the pin back under mu_.
+// Why no reader is lost (a reader's steps run inside its seq window, whose
+// opening is a seq_cst store): a pin counts, then loads the word, and is
+// granted only if kBiased is still set; an unpin loads the word first (if
+// orphaned it keeps its count and finishes under mu_), then decrements and
+// loads again (if orphaned now, it takes the count back and does the
+// same). A revoker's grace period either waits out such a window, or the
+// window began after kBiased was cleared and saw it. So the scan sees every
+// count that a granted pin or an unfinished unpin holds, a pin is never
+// granted on a word whose reader pin was given back, and a reader never
+// touches a record after the scan that let it be freed.
+// Booking: the word's reader pin is left out of pinned bytes (held()); a
+// buffer read only through slots is counted from the slots, so a shared
+// buffer that nobody reads right now is not pinned, and the eviction scan,
+// OutOfMemory and waits for pins revoke such a buffer's sharing first.
 #pragma once
 
 #include <array>
@@ -101,27 +138,38 @@ inline constexpr std::uint64_t kFrozen = std::uint64_t{1} << 36;
 inline constexpr std::uint64_t kRef = std::uint64_t{1} << 37;
 inline constexpr std::uint64_t kFresh = std::uint64_t{1} << 38;
 inline constexpr std::uint64_t kGarbage = std::uint64_t{1} << 39;
+inline constexpr std::uint64_t kBiased = std::uint64_t{1} << 40;
+inline constexpr std::uint64_t kBiasPin = std::uint64_t{1} << 41;
 
 constexpr std::uint32_t pins(std::uint64_t s) { return static_cast<std::uint32_t>(s & kPinMask); }
+// The pins of callers: pins(s) less the one a read-shared word holds for
+// its reader slots (Note [Read-shared buffers]).
+constexpr std::uint32_t held(std::uint64_t s) { return pins(s) - ((s & kBiasPin) != 0 ? 1u : 0u); }
+// A read-shared word whose sharing was revoked while readers still counted
+// in their slots: the last of them gives the word's reader pin back.
+constexpr bool orphaned(std::uint64_t s) { return (s & (kBiased | kBiasPin)) == kBiasPin; }
 constexpr std::uint64_t tier_bits(int tier) { return static_cast<std::uint64_t>(tier) << kTierShift; }
 constexpr int tier_of(std::uint64_t s) { return static_cast<int>((s & kTierMask) >> kTierShift); }
 
 // Pinned-bytes bookkeeping. Every read-modify-write that changes a word's
-// pins or tier books the change it made, judged by the word it saw and the
+// held pins or tier books the change it made, judged by the word it saw and the
 // word it left: the buffer's footprint leaves the tier named by `before` if
 // that word had pins, and joins the tier named by `after` if that one has.
 // The writes to one word are totally ordered, each seeing the word the one
 // before it left, so the bookings of all of them add up to exactly the
 // pinned footprint of every memory tier — counts taken back (Note above)
 // and tier changes under a count included. Disk and "no tier" (zero bytes)
-// are left out on both sides alike.
+// are left out on both sides alike. The reader pin of a read-shared word
+// is not counted (held()): a buffer pinned only by reader slots is counted
+// from the slots (PoolCore::pinned_bytes), so an idle read-shared buffer is
+// not pinned.
 struct PinnedChange {
   int leaves = -1;  // the memory tier the footprint leaves, or -1
   int joins = -1;   // the memory tier it joins, or -1
 };
 constexpr PinnedChange pinned_change(std::uint64_t before, std::uint64_t after) {
   const int tb = tier_of(before), ta = tier_of(after);
-  const bool was = pins(before) > 0 && tb < 2, is = pins(after) > 0 && ta < 2;
+  const bool was = held(before) > 0 && tb < 2, is = held(after) > 0 && ta < 2;
   if (was && is && tb == ta) return {};
   return {was ? tb : -1, is ? ta : -1};
 }

@@ -226,7 +226,7 @@ void* PoolCore::pin_slow(BufferRecord* r, Tier where, Access access, bool ordere
       release_deferred(lk);
       return r->block[static_cast<std::size_t>(tier_index(where))];
     }
-    if (r->pins() > 0) {
+    if (pins_now(r) > 0) {
       // Pinned on another tier: wait for those pins, within pressure_wait.
       if (Clock::now() >= deadline) {
         throw_oom(lk, where, r->size,
@@ -247,7 +247,7 @@ void* PoolCore::pin_slow(BufferRecord* r, Tier where, Access access, bool ordere
       throw_oom(lk, where, r->size, "no room could be made within " +
                                         std::to_string(options_.pressure_wait.count()) + " ms");
     }
-    if (r->moving || r->pins() > 0 || r->primary != from || r->dead || r->has_copy(where)) {
+    if (r->moving || pins_now(r) > 0 || r->primary != from || r->dead || r->has_copy(where)) {
       // The record changed while we waited for room: start over. Its primary
       // may be back on `from` after moving away and back, with a clean copy
       // on `where` now (a move into `where` would orphan that block).
@@ -289,7 +289,7 @@ void PoolCore::prefetch(BufferRecord* r, Tier where) {
     throw std::invalid_argument("spillway: cannot prefetch to the " + std::string(tier_name(where)) + " tier");
   }
   adopt(r);
-  if (r->moving || r->pins() > 0 || r->size == 0 || tier_index(where) >= tier_index(r->primary)) return;
+  if (r->moving || pins_now(r) > 0 || r->size == 0 || tier_index(where) >= tier_index(r->primary)) return;
   void* dst = try_block(where, r->size);
   if (dst == nullptr) return;
   if (!launch_move(r, where, dst, std::nullopt, false, EvictionReason::Pressure, nullptr)) {
@@ -327,7 +327,7 @@ void PoolCore::evict(BufferRecord* r, Tier where) {
       wait_io(lk, "a move of the buffer being evicted");
       continue;
     }
-    if (r->pins() > 0) {
+    if (pins_now(r) > 0) {
       if (Clock::now() >= deadline) {
         throw_oom(lk, r->primary, r->size, "cannot evict buffer " + std::to_string(r->id) + ": it stays pinned");
       }
@@ -355,7 +355,7 @@ void PoolCore::evict(BufferRecord* r, Tier where) {
       if (dst != nullptr) arena(where)->free(dst);
       if (ext) store_->release(*ext);
     };
-    if (r->moving || r->pins() > 0 || r->primary != from || r->dead || r->has_copy(where)) {
+    if (r->moving || pins_now(r) > 0 || r->primary != from || r->dead || r->has_copy(where)) {
       // Changed while make_room had dropped the lock (possibly moved away
       // and back, leaving a clean copy on `where`): start over.
       give_back();

@@ -17,8 +17,8 @@ namespace {
 // ---- Pin -----------------------------------------------------------------------
 
 Pin::Pin(detail::PoolCore* core, detail::BufferRecord* record, void* data, std::size_t size, Tier tier,
-         Access access) noexcept
-    : core_(core), record_(record), data_(data), size_(size), tier_(tier), access_(access) {}
+         Access access, detail::ReaderSlot* reader) noexcept
+    : core_(core), record_(record), data_(data), size_(size), tier_(tier), access_(access), reader_(reader) {}
 
 Pin::Pin(Pin&& other) noexcept
     : core_(std::exchange(other.core_, nullptr)),
@@ -26,7 +26,8 @@ Pin::Pin(Pin&& other) noexcept
       data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)),
       tier_(other.tier_),
-      access_(other.access_) {}
+      access_(other.access_),
+      reader_(std::exchange(other.reader_, nullptr)) {}
 
 Pin& Pin::operator=(Pin&& other) noexcept {
   if (this != &other) {
@@ -37,6 +38,7 @@ Pin& Pin::operator=(Pin&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
     tier_ = other.tier_;
     access_ = other.access_;
+    reader_ = std::exchange(other.reader_, nullptr);
   }
   return *this;
 }
@@ -45,7 +47,11 @@ Pin::~Pin() { release(); }
 
 void Pin::release() noexcept {
   if (record_ != nullptr) {
-    core_->unpin(record_);
+    if (reader_ != nullptr) {
+      core_->unpin_reader(record_, std::exchange(reader_, nullptr));
+    } else {
+      core_->unpin(record_);
+    }
     record_ = nullptr;
     data_ = nullptr;
     size_ = 0;
@@ -59,6 +65,9 @@ void Pin::release(Stream stream) {
   detail::BufferRecord* record = std::exchange(record_, nullptr);
   data_ = nullptr;
   size_ = 0;
+  // A reader-slot pin becomes a pin in the buffer's count, which the
+  // stream's fence can end later.
+  if (detail::ReaderSlot* reader = std::exchange(reader_, nullptr)) core->reader_to_count(record, reader);
   core->unpin_after(record, tier_, stream);
 }
 
@@ -112,14 +121,15 @@ unsigned Buffer::clean_copies() const {
 
 Pin Buffer::pin(Tier where, Access access) {
   if (record_ == nullptr) empty_handle("pin()");
-  void* data = core_->pin(record_, where, access);
-  return Pin(core_, record_, data, size_, where, access);
+  detail::ReaderSlot* reader = nullptr;
+  void* data = core_->pin(record_, where, access, &reader);
+  return Pin(core_, record_, data, size_, where, access, reader);
 }
 
 Pin Buffer::pin(Tier where, Access access, Stream stream) {
   if (record_ == nullptr) empty_handle("pin()");
   void* data = core_->pin(record_, where, access, stream);
-  return Pin(core_, record_, data, size_, where, access);
+  return Pin(core_, record_, data, size_, where, access, nullptr);
 }
 
 void Buffer::prefetch(Tier where) {

@@ -10,6 +10,11 @@ namespace spillway::detail {
 
 struct PoolAccess {
   static PoolCore& core(Pool& pool) { return *pool.core_; }
+  // Whether the buffer's state word holds a pin for reader slots
+  // (Note [Read-shared buffers]).
+  static bool read_shared(const Buffer& b) {
+    return (b.record_->state.load(std::memory_order_seq_cst) & state::kBiasPin) != 0;
+  }
 };
 
 }  // namespace spillway::detail

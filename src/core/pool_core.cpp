@@ -195,7 +195,10 @@ void PoolCore::shutdown() {
       collect_garbage(s);
       s.lock.unlock();
     });
-    for (BufferRecord* r = all_.front(); r != nullptr; r = all_.next(r)) stop_fast_path(r);
+    for (BufferRecord* r = all_.front(); r != nullptr; r = all_.next(r)) {
+      stop_fast_path(r);
+      if (revoke_sharing(r) == Sharing::kGivenBack) give_back_pin(r);  // readers left end it later
+    }
   }
   cv_.notify_all();  // waiters see the pool closed and throw
   io_->shutdown();  // finishes and commits every move queued on the workers
@@ -276,6 +279,11 @@ std::uint64_t PoolCore::tier_capacity(Tier t) const {
 
 bool PoolCore::try_claim(BufferRecord* r) {
   std::uint64_t s = r->state.load(std::memory_order_acquire);
+  if ((s & (state::kBiasPin | state::kSlow | state::kGarbage)) == state::kBiasPin) {
+    if (revoke_sharing(r) != Sharing::kGivenBack) return false;  // still read
+    give_back_pin(r);
+    s = r->state.load(std::memory_order_acquire);
+  }
   do {
     if (state::pins(s) != 0 || (s & (state::kSlow | state::kGarbage)) != 0) return false;
   } while (!r->state.compare_exchange_weak(s, s | state::kSlow, std::memory_order_seq_cst, std::memory_order_acquire));
@@ -300,6 +308,90 @@ void PoolCore::publish_state(BufferRecord* r) {
   while (!r->state.compare_exchange_weak(s, (s & kept) | set, std::memory_order_acq_rel, std::memory_order_relaxed)) {
   }
   book(r, s, (s & kept) | set);  // a tier change under a count (one being taken back) moves its bytes
+}
+
+// ---- read-shared buffers (Note [Read-shared buffers] in buffer_record.hpp) ----
+
+PoolCore::Sharing PoolCore::revoke_sharing(BufferRecord* r) {
+  std::uint64_t s = r->state.load(std::memory_order_seq_cst);
+  if ((s & state::kBiasPin) == 0) return Sharing::kNone;
+  if ((s & state::kBiased) != 0) r->state.fetch_and(~state::kBiased, std::memory_order_seq_cst);
+  // Readers inside their window finish it (those that began it after the
+  // line above see the word orphaned and keep their counts).
+  wait_for_open_windows();
+  if (readers_counted(r)) return Sharing::kReadersLeft;
+  s = r->state.fetch_and(~state::kBiasPin, std::memory_order_seq_cst);
+  book(r, s, s & ~state::kBiasPin);  // the reader pin is the caller's now
+  return Sharing::kGivenBack;
+}
+
+void PoolCore::give_back_pin(BufferRecord* r) {
+  const std::uint64_t before = r->state.fetch_sub(1, std::memory_order_seq_cst);
+  book(r, before, before - 1);
+  if (state::pins(before) == 1 && waiters_.load(std::memory_order_relaxed) > 0) cv_.notify_all();
+}
+
+std::uint32_t PoolCore::pins_now(BufferRecord* r) {
+  if ((r->state.load(std::memory_order_seq_cst) & (state::kBiasPin | state::kGarbage)) == state::kBiasPin &&
+      revoke_sharing(r) == Sharing::kGivenBack) {
+    give_back_pin(r);
+  }
+  return r->pins();
+}
+
+bool PoolCore::readers_counted(const BufferRecord* r) const {
+  bool found = false;
+  shards_.for_each([&](ThreadShard& sh) {
+    for (const ReaderSlot& slot : sh.readers) {
+      // The count first: a count seen non-zero was published with its record.
+      if (slot.count.load(std::memory_order_seq_cst) != 0 && slot.record.load(std::memory_order_acquire) == r) {
+        found = true;
+      }
+    }
+  });
+  return found;
+}
+
+std::unordered_map<const BufferRecord*, std::uint64_t> PoolCore::reader_counts() const {
+  std::unordered_map<const BufferRecord*, std::uint64_t> out;
+  shards_.for_each([&](ThreadShard& sh) {
+    for (const ReaderSlot& slot : sh.readers) {
+      const std::uint32_t n = slot.count.load(std::memory_order_seq_cst);
+      if (n != 0) out[slot.record.load(std::memory_order_acquire)] += n;
+    }
+  });
+  return out;
+}
+
+void PoolCore::wait_for_open_windows() const {
+  // One shard after another: a window that opens after its shard was
+  // looked at opened after the caller's change, too. A window is a few
+  // instructions; a thread preempted inside one keeps this waiting for its
+  // time slice.
+  shards_.for_each([](ThreadShard& sh) {
+    const std::uint64_t q = sh.seq.load(std::memory_order_seq_cst);
+    if ((q & 1) == 0) return;
+    while (sh.seq.load(std::memory_order_seq_cst) == q) std::this_thread::yield();
+  });
+}
+
+void PoolCore::end_reader_slow(BufferRecord* r, ReaderSlot* slot) noexcept {
+  std::shared_ptr<PoolCore> keep;  // dropped after the lock: it may be the last reference
+  Lock lk(mu_);
+  // Revocations run under mu_: until this count goes, the reader pin stays.
+  slot->count.fetch_sub(1, std::memory_order_seq_cst);
+  if (!state::orphaned(r->state.load(std::memory_order_seq_cst))) return;
+  if (revoke_sharing(r) == Sharing::kGivenBack) unpin_locked(lk, r, &keep);  // frees r if it was freed while read
+}
+
+void PoolCore::reader_to_count(BufferRecord* r, ReaderSlot* slot) {
+  {
+    Lock lk(mu_);
+    // The reader pin stays while this slot counts: r is pinned, unclaimable.
+    const std::uint64_t before = r->state.fetch_add(1, std::memory_order_seq_cst);
+    book(r, before, before + 1);
+  }
+  unpin_reader(r, slot);
 }
 
 std::uint64_t PoolCore::stop_fast_path(BufferRecord* r) {

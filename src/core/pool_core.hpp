@@ -37,6 +37,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/sync.hpp"
@@ -117,16 +118,19 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void free(BufferRecord* r) noexcept SPILLWAY_EXCLUDES(mu_);
 
   // Returns the pinned address on `where` (nullptr for a zero-byte buffer).
-  void* pin(BufferRecord* r, Tier where, Access access) SPILLWAY_EXCLUDES(mu_) {
+  // A Read pin of a read-shared buffer may be counted in a reader slot of
+  // the calling thread: then *reader is set, and the pin ends with
+  // unpin_reader() (Note [Read-shared buffers]).
+  void* pin(BufferRecord* r, Tier where, Access access, ReaderSlot** reader) SPILLWAY_EXCLUDES(mu_) {
     void* block;
-    if (fast_pin(r, where, access, &block)) return block;
+    if (fast_pin(r, where, access, &block, reader)) return block;
     return pin_slow(r, where, access, false, nullptr);
   }
   // Stream-aware pin (see Buffer::pin(Tier, Access, Stream)): a resident
   // buffer needs no copy, so it takes the same fast path.
   void* pin(BufferRecord* r, Tier where, Access access, void* stream) SPILLWAY_EXCLUDES(mu_) {
     void* block;
-    if (fast_pin(r, where, access, &block)) return block;
+    if (fast_pin(r, where, access, &block, nullptr)) return block;
     return pin_slow(r, where, access, where == Tier::Device, stream);
   }
   void unpin(BufferRecord* r) noexcept SPILLWAY_EXCLUDES(mu_) {
@@ -134,6 +138,19 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     if (mode == kFast ? try_fast_unpin(r) : mode == kInstrumented && instrumented_unpin(r)) return;
     unpin_slow(r);
   }
+  // Ends a pin counted in a reader slot.
+  void unpin_reader(BufferRecord* r, ReaderSlot* slot) noexcept SPILLWAY_EXCLUDES(mu_) {
+    ThreadShard* sh = shards_.mine();
+    if (sh != nullptr) sh->enter_reader();
+    // Look before counting down: an orphaned word is finished under mu_
+    // with the count still held, which keeps the record alive.
+    bool finish = state::orphaned(r->state.load(std::memory_order_seq_cst));
+    if (!finish) finish = drop_reader_count(r, slot);
+    if (sh != nullptr) sh->leave();
+    if (finish) [[unlikely]] end_reader_slow(r, slot);
+  }
+  // Turns a reader-slot pin into a pin in r's count (for Pin::release(Stream)).
+  void reader_to_count(BufferRecord* r, ReaderSlot* slot) SPILLWAY_EXCLUDES(mu_);
   // Ends a pin once the work queued on `stream` so far is done.
   void unpin_after(BufferRecord* r, Tier pinned_on, void* stream) SPILLWAY_EXCLUDES(mu_);
   void prefetch(BufferRecord* r, Tier where) SPILLWAY_EXCLUDES(mu_);
@@ -197,14 +214,18 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   }
 
   // ---- the fast path (inline: Pin and Buffer call straight into them) ----
-  bool fast_pin(BufferRecord* r, Tier where, Access access, void** block) {
+  bool fast_pin(BufferRecord* r, Tier where, Access access, void** block, ReaderSlot** reader) {
     const std::uint8_t mode = fast_mode_.load(std::memory_order_relaxed);
-    return mode == kFast ? try_fast_pin(r, where, access, block)
+    return mode == kFast ? try_fast_pin(r, where, access, block, reader)
                          : mode == kInstrumented && instrumented_pin(r, where, access, block);
   }
-  bool try_fast_pin(BufferRecord* r, Tier where, Access access, void** block) {
+  bool try_fast_pin(BufferRecord* r, Tier where, Access access, void** block, ReaderSlot** reader) {
     ThreadShard* sh = shards_.mine();
     if (sh == nullptr) return false;
+    const bool may_share = reader != nullptr && access == Access::Read;
+    if (may_share && (r->state.load(std::memory_order_relaxed) & state::kBiased) != 0) {
+      if (ReaderSlot* slot = sh->reader_slot(r)) return reader_pin(*sh, r, where, slot, block, reader);
+    }
     sh->enter();
     // Count first, then look at what the count landed on: the word as it
     // was at the increment decides (Note [Residency state machine]). One
@@ -218,7 +239,50 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
       return false;
     }
     *block = finish_pin(*sh, r, where, s);
+    // Another pin was there: make the buffer read-shared.
+    if (may_share && state::pins(s) != 0 && (s & state::kBiasPin) == 0) [[unlikely]] share(*sh, r, where);
     return true;
+  }
+  // A Read pin counted in this thread's reader slot for r (the word said
+  // read-shared a moment ago).
+  bool reader_pin(ThreadShard& sh, BufferRecord* r, Tier where, ReaderSlot* slot, void** block, ReaderSlot** reader) {
+    sh.enter_reader();
+    slot->count.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint64_t s = r->state.load(std::memory_order_seq_cst);
+    if ((s & state::kBiased) == 0 || refuses_pin(s, where, Access::Read)) [[unlikely]] {
+      // Revoked, frozen, claimed or freed meanwhile: give the count back
+      // (finishing the revocation if this was its last reader).
+      const bool finish = state::orphaned(s) || drop_reader_count(r, slot);
+      sh.leave();
+      if (finish) end_reader_slow(r, slot);
+      return false;
+    }
+    if ((s & (state::kRef | state::kFresh)) != state::kRef) note_use(r, s);
+    void* b = r->block[tier_index(where)];
+    if (r->pinned_block.load(std::memory_order_relaxed) != b) r->pinned_block.store(b, std::memory_order_relaxed);
+    sh.add(sh.pins, 1);
+    sh.leave();
+    *block = b;
+    *reader = slot;
+    return true;
+  }
+  // Counts a reader down inside its seq window; true when the word turned
+  // out orphaned, in which case the count is taken back (the caller ends it
+  // under mu_ with end_reader_slow).
+  static bool drop_reader_count(BufferRecord* r, ReaderSlot* slot) {
+    slot->count.fetch_sub(1, std::memory_order_seq_cst);
+    if (!state::orphaned(r->state.load(std::memory_order_seq_cst))) return false;
+    slot->count.fetch_add(1, std::memory_order_seq_cst);
+    return true;
+  }
+  // One CAS that adds the readers' pin to r's word and marks it read-shared;
+  // nothing when the word changed meanwhile.
+  static void share(ThreadShard& sh, BufferRecord* r, Tier where) {
+    std::uint64_t w = r->state.load(std::memory_order_relaxed);
+    constexpr std::uint64_t refuse = state::kSlow | state::kFrozen | state::kGarbage | state::kBiasPin;
+    if (state::pins(w) < 2 || (w & refuse) != 0 || state::tier_of(w) != tier_index(where)) return;
+    const std::uint64_t to = (w + 1) | state::kBiased | state::kBiasPin;
+    if (r->state.compare_exchange_strong(w, to, std::memory_order_seq_cst, std::memory_order_relaxed)) book(sh, r, w, to);
   }
   // Whether a state word refuses a fast pin on `where`.
   static bool refuses_pin(std::uint64_t s, Tier where, Access access) {
@@ -289,6 +353,30 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool instrumented_pin(BufferRecord* r, Tier where, Access access, void** block);
   bool instrumented_unpin(BufferRecord* r);
   void wake_waiters() SPILLWAY_EXCLUDES(mu_);
+
+  // ---- read-shared buffers (Note [Read-shared buffers]) ----
+  // Ends a reader-slot pin whose word was orphaned: counts it down under
+  // mu_ and gives the word's reader pin back if no reader is left.
+  void end_reader_slow(BufferRecord* r, ReaderSlot* slot) noexcept SPILLWAY_EXCLUDES(mu_);
+  enum class Sharing { kNone, kGivenBack, kReadersLeft };
+  // Revokes r's read sharing: kNone when r was not read-shared; kGivenBack
+  // when no reader was counted and the caller now holds the word's reader
+  // pin (kBiasPin cleared; end it with unpin_locked or give_back_pin);
+  // kReadersLeft when readers remain (r stays pinned; the last of them
+  // gives the pin back).
+  Sharing revoke_sharing(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // r's pins after revoking a sharing that no reader uses (the pins the
+  // slow paths wait for).
+  std::uint32_t pins_now(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // Ends the reader pin revoke_sharing() handed over, on a live record.
+  void give_back_pin(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // Whether any reader slot of any thread counts a pin of r.
+  bool readers_counted(const BufferRecord* r) const;
+  // Per record, the pins counted in reader slots (under mu_, records with a
+  // count are alive).
+  std::unordered_map<const BufferRecord*, std::uint64_t> reader_counts() const SPILLWAY_REQUIRES(mu_);
+  // Waits until every thread shard's seq window that is open now has closed.
+  void wait_for_open_windows() const;
 
   // ---- slow paths ----
   void* pin_slow(BufferRecord* r, Tier where, Access access, bool ordered, void* stream) SPILLWAY_EXCLUDES(mu_);

@@ -98,6 +98,7 @@ std::vector<std::string> PoolCore::check_invariants() {
   // synchronises with the count's RMW, which follows the seq's change).
   std::unordered_map<const BufferRecord*, std::uint64_t> states;
   std::array<std::uint64_t, 2> pinned_now{};  // the pinned-bytes counters, read with the states
+  std::unordered_map<const BufferRecord*, std::uint64_t> readers;  // pins in reader slots, read with them
   const auto settle_until = Clock::now() + std::chrono::seconds(1);
   auto seqs = [&] {
     std::vector<std::uint64_t> v;
@@ -121,6 +122,7 @@ std::vector<std::string> PoolCore::check_invariants() {
     // A taken-back count books its bytes and takes them back: the counters
     // too are only as of an instant when no seq moved.
     pinned_now = pinned_bytes();
+    readers = reader_counts();
     settled = seqs() == before || Clock::now() >= settle_until;
   }
   std::uint64_t cached[2] = {0, 0};
@@ -151,6 +153,17 @@ std::vector<std::string> PoolCore::check_invariants() {
   auto bad = [&out](const BufferRecord& r, const std::string& what) {
     out.push_back(buffer_name(r) + ": " + what);
   };
+
+  // A pin counted in a reader slot is of a live record whose word holds
+  // the readers' pin (Note [Read-shared buffers]).
+  for (const auto& [rp, n] : readers) {
+    const auto it = states.find(rp);
+    if (it == states.end()) {
+      out.push_back(std::to_string(n) + " pins in reader slots name no live buffer");
+    } else if ((it->second & state::kBiasPin) == 0) {
+      bad(*rp, std::to_string(n) + " pins in reader slots, but its state word holds no readers' pin");
+    }
+  }
 
   for (const BufferRecord* rp = all_.front(); rp != nullptr; rp = all_.next(rp)) {
     const BufferRecord& r = *rp;
@@ -195,8 +208,8 @@ std::vector<std::string> PoolCore::check_invariants() {
         }
       }
     }
+    if (state::held(st) > 0 || readers.contains(rp)) pinned[p] += r.footprint;
     if (state::pins(st) > 0) {
-      pinned[p] += r.footprint;
       if (r.moving) bad(r, "is pinned and moving at once");
       if (r.primary == Tier::Disk && r.size > 0) bad(r, "is pinned on the disk tier");
       if (r.primary != Tier::Disk && r.block[p] != r.pinned_block.load(std::memory_order_relaxed)) {

@@ -69,9 +69,11 @@ inline std::unique_ptr<ReplacementPolicy> make_replacement_policy(EvictionPolicy
 }
 
 // A record the scan passes over where it is: pinned now, freed and waiting
-// to be unlinked, or already claimed.
+// to be unlinked, or already claimed. A read-shared one with no pin of its
+// own is a candidate: claiming it revokes the sharing, and fails if a
+// reader slot still counts a pin (Note [Read-shared buffers]).
 inline bool unavailable(std::uint64_t state) {
-  return state::pins(state) > 0 || (state & (state::kGarbage | state::kSlow)) != 0;
+  return state::held(state) > 0 || (state & (state::kGarbage | state::kSlow)) != 0;
 }
 
 }  // namespace spillway::detail

@@ -8,6 +8,9 @@
 // a pool holds at most one shard per slot and a slot's shard passes to the
 // next thread that gets the slot (with its counters: they are running sums).
 //
+// Reader slots: a few (record, count) pairs for the Read pins of read-shared
+// buffers (Note [Read-shared buffers] in buffer_record.hpp).
+//
 // Counters (pins, net pinned bytes, net buffers per tier) are written only by
 // the owning thread, with a plain load and store: no read-modify-write, no
 // line another thread writes. Readers (stats(), check_invariants()) add
@@ -92,6 +95,15 @@ struct CacheBin {
   std::array<void*, kSlots> blocks{};
 };
 
+// One reader slot (Note [Read-shared buffers] in buffer_record.hpp): the
+// Read pins of `record` that this thread made while it was read-shared.
+// Only the owning thread points a slot at a record (while count is 0) and
+// counts up; whoever ends such a pin counts down.
+struct ReaderSlot {
+  std::atomic<std::uint32_t> count{0};
+  std::atomic<BufferRecord*> record{nullptr};
+};
+
 struct alignas(64) ThreadShard {
   // ---- written by the owning thread only (plain load + store) ----
   std::atomic<std::uint64_t> seq{0};
@@ -120,11 +132,31 @@ struct alignas(64) ThreadShard {
     backlog.store(static_cast<int>(pending.size()) + garbage_count, std::memory_order_relaxed);
   }
 
+  // ---- reader slots: counted down by other threads too, so on their own line ----
+  static constexpr int kReaderSlots = 4;
+  alignas(64) std::array<ReaderSlot, kReaderSlots> readers{};
+  // The slot for r: the one pointing at it, else an unused one (pointed at
+  // it now), else nullptr. Owner only.
+  ReaderSlot* reader_slot(BufferRecord* r) {
+    ReaderSlot* unused = nullptr;
+    for (ReaderSlot& s : readers) {
+      if (s.record.load(std::memory_order_relaxed) == r) return &s;
+      if (unused == nullptr && s.count.load(std::memory_order_relaxed) == 0) unused = &s;
+    }
+    // Published by the count's increment that follows (a seq_cst RMW).
+    if (unused != nullptr) unused->record.store(r, std::memory_order_relaxed);
+    return unused;
+  }
+
   void add(std::atomic<std::int64_t>& c, std::int64_t d) { c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
   void add(std::atomic<std::uint64_t>& c, std::uint64_t d) { c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
   // Around a fast pin's or unpin's count and counter update.
   void enter() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
   void leave() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+  // Around a reader-slot pin or unpin: seq_cst, so that a revocation's grace
+  // period that misses this window saw the window begin after it
+  // (Note [Read-shared buffers]).
+  void enter_reader() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst); }
 };
 
 // A pool's shards, one per thread slot, made on first use.

@@ -87,5 +87,49 @@ TEST_F(Lookahead, ADirtyVictimMuchFartherStillGoesFirst) {
   EXPECT_EQ(clean.tier(), Tier::Device);
 }
 
+// Prefetch into a full tier: room that costs no write (a primary with a
+// clean copy below) is made for it, but only from buffers the hints say are
+// used after the one coming up; unhinted prefetches never evict.
+class LookaheadPrefetch : public Lookahead {
+ protected:
+  // A device primary with a clean copy on host, hinted.
+  Buffer clean(const char* label, std::uint64_t next_use) {
+    Buffer b = used(label, 0);
+    b.evict(Tier::Host);
+    { Pin p = b.pin(Tier::Device, Access::Read); }  // fetched up; the host copy stays, clean
+    b.hint_next_use(next_use);
+    return b;
+  }
+};
+
+TEST_F(LookaheadPrefetch, DropsACleanBufferUsedLaterAndNothingElse) {
+  Buffer far_clean = clean("far_clean", 500), near_clean = clean("near_clean", 150);
+  Buffer far_dirty = used("far_dirty", 600), d = used("d", 130);
+  ASSERT_GE(far_clean.clean_copies(), 1u);
+  Buffer up = pool_->allocate(256 * KiB, Tier::Host, "up");
+  up.hint_next_use(200);
+  const auto written = pool_->stats().move(Tier::Device, Tier::Host).bytes;
+  up.prefetch(Tier::Device);
+  pool_->quiesce();
+  EXPECT_EQ(up.tier(), Tier::Device);
+  EXPECT_EQ(far_clean.tier(), Tier::Host) << "the clean buffer used after the prefetched one makes room";
+  for (Buffer* k : {&near_clean, &far_dirty, &d}) EXPECT_EQ(k->tier(), Tier::Device) << k->label();
+  EXPECT_EQ(pool_->stats().move(Tier::Device, Tier::Host).bytes, written) << "a prefetch wrote a victim down";
+}
+
+TEST_F(LookaheadPrefetch, UnhintedOrNeededSoonerEvictsNothing) {
+  Buffer a = clean("a", 150), b = clean("b", 160), c = used("c", 600), d = used("d", 130);
+  Buffer unhinted = pool_->allocate(256 * KiB, Tier::Host, "unhinted");
+  { Pin p = unhinted.pin(Tier::Host); }  // used, so not fresh; no hint
+  unhinted.prefetch(Tier::Device);
+  Buffer later = pool_->allocate(256 * KiB, Tier::Host, "later");
+  later.hint_next_use(400);  // after every clean buffer on the device
+  later.prefetch(Tier::Device);
+  pool_->quiesce();
+  EXPECT_EQ(unhinted.tier(), Tier::Host);
+  EXPECT_EQ(later.tier(), Tier::Host);
+  for (Buffer* k : {&a, &b, &c, &d}) EXPECT_EQ(k->tier(), Tier::Device) << k->label();
+}
+
 }  // namespace
 }  // namespace spillway

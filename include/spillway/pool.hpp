@@ -150,6 +150,9 @@ class Buffer {
   Pin pin(Tier where, Access access, Stream stream);
   // Asynchronous hint: starts moving the bytes to `where` on an IO worker if
   // there is room without waiting; a later pin finds them there or in flight.
+  // Room without waiting includes room that costs no write: a buffer whose
+  // primary on `where` has a clean copy below may be dropped for it, if both
+  // have next-use hints and that buffer's comes later.
   void prefetch(Tier where);
   // For the Lookahead policy: the executor step at which this buffer is next
   // used (smaller = sooner).

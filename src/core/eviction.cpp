@@ -47,6 +47,26 @@ void* PoolCore::try_block(Tier t, std::size_t bytes) {
   return nullptr;
 }
 
+void* PoolCore::prefetch_block(Tier t, std::size_t bytes, std::uint64_t next_use) {
+  if (void* b = try_block(t, bytes)) return b;
+  // Without a hint there is no telling whether a victim is needed sooner.
+  if (next_use == kNoHint || t == Tier::Disk || arena(t) == nullptr) return nullptr;
+  VictimScan scan;
+  scan.limit = kMaxVictimScan;
+  RecordList& ring = rings_[static_cast<std::size_t>(tier_index(t))];
+  for (BufferRecord* from = ring.front(); from != nullptr;) {
+    const Victim v = policy_->next(ring, from, scan);
+    if (v.record == nullptr) break;
+    from = v.resume;
+    // Only free evictions of buffers used later: a prefetch never writes
+    // and never takes what is needed before the buffer it brings up.
+    if (!v.record->clean_below() || v.record->next_use.load(std::memory_order_relaxed) <= next_use) continue;
+    if (evict_one(v.record, EvictionReason::Pressure, nullptr) != EvictOutcome::Evicted) continue;
+    if (void* b = arena(t)->allocate(bytes)) return b;
+  }
+  return nullptr;
+}
+
 std::optional<SpillExtent> PoolCore::try_extent(std::size_t bytes) {
   if (!store_) return std::nullopt;
   if (auto e = store_->reserve(bytes)) return e;

@@ -290,7 +290,7 @@ void PoolCore::prefetch(BufferRecord* r, Tier where) {
   }
   adopt(r);
   if (r->moving || pins_now(r) > 0 || r->size == 0 || tier_index(where) >= tier_index(r->primary)) return;
-  void* dst = try_block(where, r->size);
+  void* dst = prefetch_block(where, r->size, r->next_use.load(std::memory_order_relaxed));
   if (dst == nullptr) return;
   if (!launch_move(r, where, dst, std::nullopt, false, EvictionReason::Pressure, nullptr)) {
     arena(where)->free(dst);  // pinned meanwhile: nothing to bring up

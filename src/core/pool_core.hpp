@@ -433,6 +433,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // ---- room on one tier, without waiting (eviction.cpp) ----
   void* try_block(Tier t, std::size_t bytes) SPILLWAY_REQUIRES(mu_);
+  // A block for a prefetch: try_block, else room made by dropping primaries
+  // that have a clean copy below (no write) and whose next use, by their
+  // hints, comes after `next_use`.
+  void* prefetch_block(Tier t, std::size_t bytes, std::uint64_t next_use) SPILLWAY_REQUIRES(mu_);
   std::optional<SpillExtent> try_extent(std::size_t bytes) SPILLWAY_REQUIRES(mu_);
   void drop_clean(BufferRecord* r, Tier t) SPILLWAY_REQUIRES(mu_);
   // Takes r out of backed_bytes_ (if it was counted there).

@@ -141,12 +141,17 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // Ends a pin counted in a reader slot.
   void unpin_reader(BufferRecord* r, ReaderSlot* slot) noexcept SPILLWAY_EXCLUDES(mu_) {
     ThreadShard* sh = shards_.mine();
-    if (sh != nullptr) sh->enter_reader();
+    if (sh == nullptr) [[unlikely]] {
+      // No seq window for a revocation to wait out: count down under mu_.
+      end_reader_slow(r, slot);
+      return;
+    }
+    sh->enter_reader();
     // Look before counting down: an orphaned word is finished under mu_
     // with the count still held, which keeps the record alive.
     bool finish = state::orphaned(r->state.load(std::memory_order_seq_cst));
     if (!finish) finish = drop_reader_count(r, slot);
-    if (sh != nullptr) sh->leave();
+    sh->leave();
     if (finish) [[unlikely]] end_reader_slow(r, slot);
   }
   // Turns a reader-slot pin into a pin in r's count (for Pin::release(Stream)).

@@ -1,4 +1,6 @@
 // python/src/pool_handle.cpp — spillway.Pool: creation, close, tracing, and its bindings.
+#include <pybind11/stl.h>
+
 #include <chrono>
 #include <climits>
 #include <exception>

@@ -14,6 +14,10 @@ import pytest
 
 import spillway
 
+def pytest_report_header(config) -> str:
+    return f"spillway: {spillway.__file__}"
+
+
 @pytest.fixture
 def make_pool(tmp_path: Path) -> Iterator[Callable[..., spillway.Pool]]:
     """Makes pools that spill under tmp_path; closes those left open.

@@ -22,6 +22,11 @@ def test_allocate_returns_a_buffer(pool):
     assert "first" in repr(a) and "on host" in repr(a)
 
 
+def test_allocate_on_a_missing_tier_falls_to_the_next(pool):
+    b = pool.allocate(4096, tier="device")  # this pool has no device tier
+    assert b.tier == "host"
+
+
 def test_allocate_on_disk_reads_as_zeros(pool):
     b = pool.allocate(8192, tier="disk")
     assert b.tier == "disk"
@@ -215,6 +220,7 @@ def test_two_pins_of_one_buffer_share_the_bytes(pool):
         assert p1.address == p2.address
         data = fill(p1, 7)
         assert read(p2) == data
+        assert bytes(p2) == data  # a copy, through the buffer protocol
 
 
 def test_pin_repr_and_properties(pool):

@@ -38,10 +38,10 @@ class CMakeBuild(build_ext):
     def build_extension(self, ext: Extension) -> None:
         cmake = shutil.which("cmake")
         if cmake is None:
-            raise RuntimeError("spillway: building the extension needs cmake (Debian: cmake; scripts/setup.sh)")
+            raise RuntimeError("spillway: building the extension needs cmake (scripts/setup.sh installs it)")
         source_dir = Path(os.environ.get("SPILLWAY_SOURCE_DIR", HERE.parent)).resolve()
         if not (source_dir / "python" / "src" / "module.cpp").exists():
-            raise RuntimeError(f"spillway: {source_dir} is not the spillway repository; set SPILLWAY_SOURCE_DIR")
+            raise RuntimeError(f"spillway: {source_dir} is not the spillway repository (SPILLWAY_SOURCE_DIR)")
         temp = Path(self.build_temp).resolve()
         reuse = os.environ.get("SPILLWAY_CMAKE_BUILD_DIR")
         build_dir = Path(reuse).resolve() if reuse else temp / "cmake"
@@ -50,7 +50,8 @@ class CMakeBuild(build_ext):
         self._run([cmake, "--build", str(build_dir), "--target", "spillway_python"])
         stage = temp / "stage"
         shutil.rmtree(stage, ignore_errors=True)
-        self._run([cmake, "--install", str(build_dir), "--component", "spillway_python", "--prefix", str(stage)])
+        install = [cmake, "--install", str(build_dir), "--component", "spillway_python"]
+        self._run(install + ["--prefix", str(stage)])
         self._copy_staged(stage / "spillway", Path(self.get_ext_fullpath(ext.name)))
 
     def _configure(self, cmake: str, source_dir: Path, build_dir: Path) -> None:

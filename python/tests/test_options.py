@@ -33,7 +33,14 @@ def test_parse_size(text, expected):
 
 @pytest.mark.parametrize(
     "bad, error",
-    [("12Q", ValueError), ("", ValueError), ("K", ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)],
+    [
+        ("12Q", ValueError),
+        ("", ValueError),
+        ("K", ValueError),
+        (-1, ValueError),
+        (1.5, TypeError),
+        (True, TypeError),
+    ],
 )
 def test_parse_size_rejects(bad, error):
     with pytest.raises(error, match="size"):
@@ -107,7 +114,8 @@ def test_path_keywords_take_effect(tmp_path):
     trace = tmp_path / "trace.json"
     spill_parent = tmp_path / "spill"
     spill_parent.mkdir()
-    with spillway.Pool(host_bytes="1M", disk_dir=spill_parent, metrics_file=metrics, trace_file=str(trace)) as pool:
+    options = {"disk_dir": spill_parent, "metrics_file": metrics, "trace_file": str(trace)}
+    with spillway.Pool(host_bytes="1M", **options) as pool:
         assert pool.options["disk_dir"] == str(spill_parent)
         assert pool.spill_directory.startswith(str(spill_parent))
         assert pool.tracing

@@ -46,7 +46,13 @@ def test_shape(pool):
         for to in s["moves"][tier]:
             assert set(s["moves"][tier][to]) == {"moves", "bytes", "stored_bytes", "seconds"}
     assert set(s["evictions"]) == {"pressure", "proactive", "explicit"}
-    assert set(s["errors"]) == {"spill_write_failures", "fetch_failures", "corruptions", "out_of_memory", "timeouts"}
+    assert set(s["errors"]) == {
+        "spill_write_failures",
+        "fetch_failures",
+        "corruptions",
+        "out_of_memory",
+        "timeouts",
+    }
     latency = s["move_latency"]
     assert len(latency["counts"]) == len(latency["bounds_seconds"]) + 1
     assert latency["bounds_seconds"] == sorted(latency["bounds_seconds"])

@@ -79,7 +79,7 @@ def test_a_forked_child_cannot_use_the_parents_pool(make_pool):
         # A new pool in the child works.
         with spillway.Pool(host_bytes="1M", disk_bytes=0) as own:
             with own.allocate(4096).pin() as p:
-                outcome["own pool"] = read(p)[:0] == b"" and fill(p, 9) == read(p)
+                outcome["own pool"] = fill(p, 9) == read(p)
         # Dropping the parent's objects here leaks them instead of touching the parent's storage.
         outcome["repr"] = repr(pool)
         return outcome

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import difflib
 import os
+import warnings
+import weakref
 from typing import Any, Dict, Optional, Union
 
 from . import _spillway
@@ -21,6 +24,31 @@ def _check_keywords(keywords: Dict[str, Any]) -> None:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise TypeError(f"spillway: Pool() got an unexpected keyword argument '{name}'{hint}")
+
+
+# Pools of this process that may still be open, for _close_at_exit.
+_open_pools: "weakref.WeakSet[Pool]" = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Closes the pools still open when the interpreter exits.
+
+    Python does not promise to collect every object at exit, and a pool that
+    is never destroyed writes neither its trace_file nor its metrics_file and
+    leaves its (empty) spill directory behind. A pool with views still alive
+    stays open (its memory must not go under them), but a trace started with
+    start_trace() is written.
+    """
+    for pool in list(_open_pools):
+        if pool.pid != os.getpid() or pool.closed:
+            continue  # a forked child's copy of its parent's pool, or done already
+        try:
+            pool._close_at_exit()
+        except Exception as error:  # noqa: BLE001 - report and go on with the others
+            warnings.warn(f"spillway: closing {pool!r} at exit failed: {error}", RuntimeWarning)
+
+
+atexit.register(_close_at_exit)
 
 
 class Pool(_spillway.Pool):
@@ -70,6 +98,7 @@ class Pool(_spillway.Pool):
         }
         options.update(more)
         super().__init__(options)
+        _open_pools.add(self)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Pool":
@@ -84,4 +113,5 @@ class Pool(_spillway.Pool):
         _check_keywords(overrides)
         pool = cls.__new__(cls)
         _spillway.Pool.__init__(pool, overrides, True)
+        _open_pools.add(pool)
         return pool

@@ -279,6 +279,14 @@ Pins that have no exported views are released and buffers freed first; later
 use of them raises ClosedError. Raises BufferError (and closes nothing) while
 a memoryview, numpy array or DLPack tensor of a pinned buffer is alive.
 Idempotent.)doc")
+      .def(
+          "_close_at_exit",
+          [](PoolHandle& h) {
+            h.close(true);
+            // Views still alive: the pool stays open, but the trace is written.
+            if (!h.closed() && h.tracing_to_file()) h.stop_trace();
+          },
+          "For spillway's atexit handler: close() unless views are alive; write a started trace either way.")
       .def("__enter__",
            [](py::object self) {
              self.cast<PoolHandle&>().pool("Pool.__enter__()");

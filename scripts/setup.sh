@@ -19,6 +19,12 @@ packages=(
   prometheus              # promtool, to check the metrics output
   hyperfine
   clang libclang-rt-14-dev          # libFuzzer targets (scripts/fuzz.sh)
+  python3-dev             # Python headers: the extension module in python/
+  pybind11-dev python3-pybind11     # C++ <-> Python bindings (CMake config and the Python helper)
+  python3-numpy           # zero-copy views of pins (buffer protocol, DLPack) in the Python tests
+  python3-pytest          # the Python test suite (ctest runs it)
+  python3-torch           # DLPack into torch; phase 2: activation offload
+  python3-dask python3-distributed python3-zict   # phase 2: the dask worker store and its zict baseline
 )
 
 missing=()

@@ -90,6 +90,13 @@ TEST(PoolLimits, PinOnDisabledOrDiskTierIsRejected) {
   EXPECT_EQ(b.tier(), Tier::Host);
   EXPECT_THROW(b.pin(Tier::Device), std::invalid_argument);
   EXPECT_THROW(b.pin(Tier::Disk), std::invalid_argument);
+  b.evict(Tier::Disk);
+  EXPECT_THROW(b.pin(Tier::Disk), std::invalid_argument) << "a buffer on disk is not pinned there either";
+  EXPECT_FALSE(b.try_pin(Tier::Disk)) << "nor by try_pin";
+  EXPECT_FALSE(b.try_pin(Tier::Host)) << "try_pin does not fetch";
+  EXPECT_EQ(b.tier(), Tier::Disk);
+  { Pin p = b.pin(Tier::Host); }
+  EXPECT_TRUE(b.try_pin(Tier::Host, Access::Read)) << "resident: pinned at once";
   EXPECT_THROW(b.prefetch(Tier::Device), std::invalid_argument);
   EXPECT_THROW(b.evict(Tier::Device), std::invalid_argument);
   Pool no_disk([&] {

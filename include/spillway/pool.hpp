@@ -139,6 +139,13 @@ class Buffer {
   // no room can be made within pressure_wait, IoError when reading the spill
   // file fails, CorruptionError when the stored record does not verify.
   Pin pin(Tier where, Access access = Access::ReadWrite);
+  // The same lease only if it can be had at once: the primary copy is
+  // already on `where` and nothing is moving it (the fast path of
+  // docs/concurrency.md). Otherwise returns an empty Pin (false in a boolean
+  // context) and changes nothing; pin() then waits as usual. Never blocks
+  // and never throws but for an empty Buffer. For bindings that must not
+  // give up a lock (Python's GIL) for a pin that needs no wait.
+  Pin try_pin(Tier where, Access access = Access::ReadWrite);
   // Stream-aware pin for embedders on the CUDA device tier: returns as soon
   // as the fetch is *ordered before* work later queued on `stream` (the
   // stream waits on the copy's event) instead of when the bytes have landed.

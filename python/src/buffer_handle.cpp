@@ -51,8 +51,10 @@ Buffer& BufferHandle::buffer(const char* call) {
 
 std::unique_ptr<PinHandle> BufferHandle::pin(py::object self, Tier where, Access access) {
   Buffer& b = buffer("Buffer.pin()");
-  Pin pin;
-  {
+  // A resident buffer is pinned at once, keeping the GIL; only a pin that
+  // may move bytes or wait lets other Python threads run meanwhile.
+  Pin pin = b.try_pin(where, access);
+  if (!pin) {
     CallInFlight busy(pool_, this);
     py::gil_scoped_release nogil;
     pin = b.pin(where, access);

@@ -126,6 +126,14 @@ Pin Buffer::pin(Tier where, Access access) {
   return Pin(core_, record_, data, size_, where, access, reader);
 }
 
+Pin Buffer::try_pin(Tier where, Access access) {
+  if (record_ == nullptr) empty_handle("try_pin()");
+  detail::ReaderSlot* reader = nullptr;
+  void* data = nullptr;
+  if (!core_->try_pin(record_, where, access, &data, &reader)) return Pin();
+  return Pin(core_, record_, data, size_, where, access, reader);
+}
+
 Pin Buffer::pin(Tier where, Access access, Stream stream) {
   if (record_ == nullptr) empty_handle("pin()");
   void* data = core_->pin(record_, where, access, stream);

@@ -126,6 +126,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     if (fast_pin(r, where, access, &block, reader)) return block;
     return pin_slow(r, where, access, false, nullptr);
   }
+  // The fast path alone (Buffer::try_pin): false, with nothing changed,
+  // where pin() would take the slow path.
+  bool try_pin(BufferRecord* r, Tier where, Access access, void** block, ReaderSlot** reader) SPILLWAY_EXCLUDES(mu_) {
+    return fast_pin(r, where, access, block, reader);
+  }
   // Stream-aware pin (see Buffer::pin(Tier, Access, Stream)): a resident
   // buffer needs no copy, so it takes the same fast path.
   void* pin(BufferRecord* r, Tier where, Access access, void* stream) SPILLWAY_EXCLUDES(mu_) {
@@ -220,6 +225,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // ---- the fast path (inline: Pin and Buffer call straight into them) ----
   bool fast_pin(BufferRecord* r, Tier where, Access access, void** block, ReaderSlot** reader) {
+    // A disk primary's word names the disk tier, but there is no pin there
+    // (the slow path says so).
+    if (where == Tier::Disk) [[unlikely]] return false;
     const std::uint8_t mode = fast_mode_.load(std::memory_order_relaxed);
     return mode == kFast ? try_fast_pin(r, where, access, block, reader)
                          : mode == kInstrumented && instrumented_pin(r, where, access, block);

@@ -47,6 +47,9 @@
 namespace spillway::instrument {
 class ChromeTraceSink;
 }
+namespace spillway::graph {
+class Session;
+}
 
 namespace spillway::python {
 
@@ -57,6 +60,7 @@ void install_fork_handler();
 
 class BufferHandle;
 class PinHandle;
+class SessionHandle;
 
 class PoolHandle {
  public:
@@ -92,6 +96,8 @@ class PoolHandle {
 
   void attach(BufferHandle* buffer) { buffers_.insert(buffer); }
   void detach(BufferHandle* buffer) { buffers_.erase(buffer); }
+  void attach(SessionHandle* session) { sessions_.insert(session); }
+  void detach(SessionHandle* session) { sessions_.erase(session); }
   int calls_in_flight = 0;
 
  private:
@@ -104,6 +110,7 @@ class PoolHandle {
   int cuda_device_ = 0;
   std::shared_ptr<instrument::ChromeTraceSink> trace_;
   std::unordered_set<BufferHandle*> buffers_;
+  std::unordered_set<SessionHandle*> sessions_;
 };
 
 class BufferHandle {
@@ -210,9 +217,33 @@ class CallInFlight {
   BufferHandle* buffer_;
 };
 
+// A graph::Session (spillway.graph.Session): holds its pool's Python object;
+// Pool.close() ends it first (end()), after which it raises ClosedError.
+class SessionHandle {
+ public:
+  SessionHandle(pybind11::object pool_object, PoolHandle& pool, unsigned inter_op_threads);
+  ~SessionHandle();
+  SessionHandle(const SessionHandle&) = delete;
+  SessionHandle& operator=(const SessionHandle&) = delete;
+
+  // The session, for the Python call named `call` (ForkError, ClosedError).
+  graph::Session& session(const char* call);
+  PoolHandle& pool() noexcept { return pool_; }
+  const pybind11::object& pool_object() const noexcept { return pool_object_; }
+  bool alive() const noexcept { return session_ != nullptr; }
+  // Destroys the session, giving back every byte its graph held (GIL released).
+  void end() noexcept;
+
+ private:
+  pybind11::object pool_object_;
+  PoolHandle& pool_;
+  std::unique_ptr<graph::Session> session_;
+};
+
 // The pybind11 bindings, one function per class (module.cpp calls them).
 void bind_pool(pybind11::module_& m);
 void bind_buffer(pybind11::module_& m);
 void bind_pin(pybind11::module_& m);
+void bind_graph(pybind11::module_& m);
 
 }  // namespace spillway::python

@@ -29,6 +29,7 @@ PYBIND11_MODULE(_spillway, m) {
   bind_pool(m);
   bind_buffer(m);
   bind_pin(m);
+  bind_graph(m);
   // Shown as spillway.Buffer / spillway.Pin (spillway.Pool is the Python subclass).
   for (const char* name : {"Buffer", "Pin", "TraceSpan"}) m.attr(name).attr("__module__") = "spillway";
 

@@ -88,6 +88,10 @@ void PoolHandle::close(bool quiet) {
                         " view(s) of pinned bytes are still exported (memoryview, numpy array or DLPack "
                         "tensor); drop them before closing the pool");
   }
+  // Sessions first: their graphs' buffers go with them.
+  const std::vector<SessionHandle*> sessions(sessions_.begin(), sessions_.end());
+  sessions_.clear();
+  for (SessionHandle* s : sessions) s->end();
   const std::vector<BufferHandle*> buffers(buffers_.begin(), buffers_.end());
   buffers_.clear();
   for (BufferHandle* b : buffers) b->end(BufferHandle::State::PoolClosed);

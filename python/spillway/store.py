@@ -215,6 +215,7 @@ class Store(MutableMapping):  # type: ignore[type-arg]
                 "puts",
                 "gets",
                 "live_hits",
+                "live_hit_bytes",
                 "pool_reads",
                 "pool_writes",
                 "bytes_written",
@@ -261,6 +262,7 @@ class Store(MutableMapping):  # type: ignore[type-arg]
                 if entry.state == _LIVE:
                     self._live.move_to_end(key)
                 self._counters["live_hits"] += 1
+                self._counters["live_hit_bytes"] += entry.weight
                 return entry.value
             entry.busy += 1
             self._busy += 1
@@ -357,65 +359,28 @@ class Store(MutableMapping):  # type: ignore[type-arg]
     # ---- spilling -----------------------------------------------------------------------
 
     def evict(self) -> int:
-        """Moves one value out of the fastest place it occupies.
+        """Moves the least recently used live value into the pool.
 
-        The least recently used live value is copied into the pool (and
-        dropped as an object); when no value is live, the least recently used
-        pooled value that has bytes on the host tier is spilled to disk.
-        Returns the bytes moved (the live value's weight, or the bytes sent to
-        disk), or -1 when nothing could be moved or the move failed: the value
-        then stays where it was and the error is logged. Never raises (the
-        contract of distributed's ``ManualEvictProto``).
+        Returns its weight, or -1 when no value is live or the copy failed
+        (the value then stays live and the error is logged). Never raises:
+        the contract of distributed's ``ManualEvictProto``, which a dask
+        worker's memory monitor calls. Spilling pool bytes to disk is the
+        pool's own business (its budget and watermarks).
         """
         try:
             with self._lock:
-                if self._closed:
+                if self._closed or not self._live:
                     return -1
-                if self._live:
-                    key, entry = self._live.popitem(last=False)
-                    entry.state = _EVICTING
-                    self._live_total -= entry.weight
-                    self._busy += 1
-                    victims = [(key, entry)]
-                else:
-                    victims = []
-                    entry = self._host_resident()
-                    if entry is None:
-                        return -1
-                    entry.busy += 1
-                    self._busy += 1
-            if victims:
-                weight = entry.weight
-                self._evict_to_pool(victims)
-                return weight
-            return self._spill_buffers(entry)
+                key, entry = self._live.popitem(last=False)
+                entry.state = _EVICTING
+                self._live_total -= entry.weight
+                self._busy += 1
+            weight = entry.weight
+            self._evict_to_pool([(key, entry)])
+            return weight
         except Exception:  # noqa: BLE001 - the contract: log, return -1
-            logger.exception("spillway: Store.evict() failed; the value stays where it was")
+            logger.exception("spillway: Store.evict() failed; the value stays live")
             return -1
-
-    def _host_resident(self) -> Optional[_Entry]:
-        """The least recently used pooled entry with a chunk on the host tier. Under the lock."""
-        for entry in self._entries.values():
-            if entry.state == _POOLED and entry.busy == 0:
-                if any(buffer.tier == "host" for buffer in entry.buffers):
-                    return entry
-        return None
-
-    def _spill_buffers(self, entry: _Entry) -> int:
-        """Sends entry's host-resident chunks to disk (entry.busy is held)."""
-        moved = 0
-        try:
-            for buffer in entry.buffers:
-                if buffer.tier == "host":
-                    buffer.evict("disk")
-                    moved += buffer.nbytes
-        finally:
-            with self._lock:
-                entry.busy -= 1
-                if entry.doomed and entry.busy == 0:
-                    self._free_buffers(entry)
-                self._done(1)
-        return moved if moved > 0 else -1
 
     # ---- closing ------------------------------------------------------------------------
 
@@ -452,7 +417,8 @@ class Store(MutableMapping):  # type: ignore[type-arg]
         until their copy is done), ``pool_values`` and ``pool_bytes`` (values
         in the pool and their encoded bytes, wherever the pool keeps them),
         ``live_limit``, ``chunk_bytes``; counters since creation: ``puts``,
-        ``gets``, ``live_hits`` (gets answered by a live object),
+        ``gets``, ``live_hits`` and ``live_hit_bytes`` (gets answered by a
+        live object, and their weight),
         ``pool_reads`` and ``bytes_read`` (gets decoded from the pool),
         ``pool_writes`` and ``bytes_written`` (values copied into the pool),
         ``evictions`` (live values moved into the pool), ``promotions``

@@ -147,18 +147,19 @@ class SpillwayStore(Store):
 
     @property
     def spilled_total(self) -> Any:
-        """(bytes of values whose bytes are on disk now, bytes the spill file holds).
+        """(bytes of the values on disk now, bytes the spill files hold for them).
 
         The worker reports it in its heartbeat (the dashboard's "spilled"
-        memory). The first number counts the pool's disk primaries, not the
-        clean copies it keeps on disk of values that are also on the host.
+        memory). The first number counts the bytes of the chunks whose
+        primary copy is on disk (before compression; not the clean copies the
+        pool keeps on disk of chunks that are also on the host); the second
+        is what the pool's records take on disk, after compression.
         """
         if self.closed or self.pool.closed:
             memory, disk = 0, 0
         else:
-            stats = self.pool.stats()
-            tier = stats["tiers"]["disk"]
-            memory, disk = tier["used_bytes"] - tier["clean_bytes"], stats["disk_stored_bytes"]
+            memory = self.tier_bytes()["disk"]
+            disk = self.pool.stats()["disk_stored_bytes"]
         return SpilledSize(memory, disk) if SpilledSize is not None else (memory, disk)
 
     def get_metrics(self) -> Dict[str, float]:

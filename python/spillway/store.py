@@ -443,6 +443,24 @@ class Store(MutableMapping):  # type: ignore[type-arg]
                 result[name] = count if name.endswith("_seconds") else int(count)
             return result
 
+    def tier_bytes(self) -> Dict[str, int]:
+        """Where the pooled values' bytes are now: {"host": n, "disk": n}.
+
+        Counts each chunk's bytes (before the pool's compression) on the tier
+        that holds its primary copy. Asks every chunk, so it takes time in
+        proportion to the number of values.
+        """
+        with self._lock:
+            buffers = [b for e in self._entries.values() if e.state == _POOLED for b in e.buffers]
+        result = {"host": 0, "disk": 0}
+        for buffer in buffers:
+            try:
+                tier = buffer.tier
+            except ClosedError:
+                continue  # freed since the snapshot
+            result[tier] = result.get(tier, 0) + buffer.nbytes
+        return result
+
     def __repr__(self) -> str:
         if self._closed:
             return "<spillway.Store (closed)>"

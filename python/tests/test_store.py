@@ -245,6 +245,9 @@ def test_four_times_over_subscribed_every_value_survives(make_pool: Callable[...
     assert stats["moves"]["host"]["disk"]["bytes"] >= count * size - host
     assert stats["tiers"]["disk"]["buffers"] > 0
     assert stats["tiers"]["host"]["used_bytes"] <= host
+    where = store.tier_bytes()
+    assert where["host"] + where["disk"] == store.stats()["pool_bytes"]
+    assert where["disk"] >= count * size - host and where["host"] <= host
     order = list(expected)
     random.Random(1).shuffle(order)
     for _ in range(2):  # read back everything, twice, in a random order

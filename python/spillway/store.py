@@ -504,7 +504,13 @@ class Store(MutableMapping):  # type: ignore[type-arg]
                         copy_bytes(target[offset : offset + part.nbytes], part)
         except BaseException:
             for buffer in buffers:
-                buffer.free()
+                try:
+                    buffer.free()
+                except (BufferError, RuntimeError):
+                    # A view of the pin is still referenced from the
+                    # traceback being raised: the buffer goes when the
+                    # traceback does. Never hide the original error.
+                    pass
             raise
         return buffers
 

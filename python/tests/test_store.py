@@ -185,6 +185,26 @@ def test_a_failed_put_leaves_the_old_value(pool: spillway.Pool) -> None:
     assert pool.stats()["live_buffers"] == 1
 
 
+def test_a_copy_that_fails_raises_its_own_error_and_leaks_nothing(
+    pool: spillway.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    import spillway.store
+
+    def failing_copy(destination: memoryview, source: memoryview) -> None:
+        view = np.frombuffer(destination, np.uint8)  # noqa: F841 - kept by the traceback
+        raise RuntimeError("the copy failed")
+
+    store = spillway.Store(pool)
+    monkeypatch.setattr(spillway.store, "copy_bytes", failing_copy)
+    with pytest.raises(RuntimeError, match="the copy failed"):
+        store["k"] = np.zeros(100 * KiB, np.uint8)
+    gc.collect()
+    assert "k" not in store
+    assert pool.stats()["live_buffers"] == 0
+
+
 def test_values_read_out_do_not_depend_on_the_pool(make_pool: Callable[..., spillway.Pool]) -> None:
     pool = make_pool()
     store = spillway.Store(pool)

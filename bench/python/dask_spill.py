@@ -68,7 +68,9 @@ def spill_counters(dask_worker: Any) -> Dict[str, int]:
     }
 
 
-def run(store: str, args: argparse.Namespace, shape: Tuple[int, int], chunks: Tuple[int, int], expected: List[Any]) -> Dict[str, Any]:
+def run(
+    store: str, args: argparse.Namespace, shape: Tuple[int, int], chunks: Tuple[int, int], expected: List[Any]
+) -> Dict[str, Any]:
     budget = spillway.parse_size(args.budget)
     memory_limit = int(budget / TARGET_FRACTION)
     config = {
@@ -124,7 +126,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--disk-dir", default=None, help="where the spill directories go (default $TMPDIR)")
-    parser.add_argument("--stores", default="spillway,zict", help="which stores, in order (default spillway,zict)")
+    parser.add_argument("--stores", default="spillway,zict", help="stores to run, in order")
     args = parser.parse_args()
 
     columns = 8192
@@ -132,7 +134,8 @@ def main() -> None:
     chunk_rows = max(1, spillway.parse_size(args.chunk) // 8 // 1024)
     shape, chunks = (rows, columns), (chunk_rows, 1024)
     # The reference: computed without a cluster, one block at a time.
-    expected = list(dask.compute(*job(da.random.RandomState(args.seed).random(shape, chunks=chunks)), scheduler="sync"))
+    reference = job(da.random.RandomState(args.seed).random(shape, chunks=chunks))
+    expected = list(dask.compute(*reference, scheduler="sync"))
     for store in args.stores.split(","):
         print(json.dumps(run(store, args, shape, chunks, expected)), flush=True)
 

@@ -36,7 +36,9 @@ def make_model(width: int, depth: int) -> torch.nn.Module:
     return torch.nn.Sequential(*layers)
 
 
-def step(model: torch.nn.Module, batch: torch.Tensor, pool: Optional[spillway.Pool], update: bool = True) -> Any:
+def step(
+    model: torch.nn.Module, batch: torch.Tensor, pool: Optional[spillway.Pool], update: bool = True
+) -> Any:
     model.zero_grad()
     if pool is None:
         loss = model(batch).square().mean()
@@ -57,7 +59,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--ratio", type=float, default=4.0, help="saved activations / host budget (default 4)")
+    parser.add_argument("--ratio", type=float, default=4.0, help="saved activations / host budget (4)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--disk-dir", default=None, help="parent of the pool's spill directory")
     args = parser.parse_args()
@@ -67,7 +69,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.disk_dir) as disk_dir:
         # Measure the saved activations with a pool large enough to hold them.
         with spillway.Pool(host_bytes="4G", disk_dir=disk_dir) as probe:
-            saved = step(make_model(args.width, args.depth), batch, probe, update=False).stats()["packed_bytes"]
+            probe_step = step(make_model(args.width, args.depth), batch, probe, update=False)
+            saved = probe_step.stats()["packed_bytes"]
         budget = int(saved / args.ratio)
 
         with spillway.Pool(host_bytes=budget, disk_dir=disk_dir, pressure_wait=10.0) as pool:
@@ -76,7 +79,8 @@ def main() -> None:
             step(plain_model, batch, None, update=False)
             step(offload_model, batch, pool, update=False)
             identical = all(
-                torch.equal(a.grad, b.grad) for a, b in zip(plain_model.parameters(), offload_model.parameters())
+                torch.equal(a.grad, b.grad)
+                for a, b in zip(plain_model.parameters(), offload_model.parameters())
             )
             times: Dict[str, List[float]] = {"memory": [], "offload": []}
             for _ in range(args.steps):

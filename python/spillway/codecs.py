@@ -142,7 +142,8 @@ class ValueCodec:
             raise TypeError(f"spillway: ValueCodec(): protocol must be an int, not {type(protocol).__name__}")
         if not 0 <= protocol <= pickle.HIGHEST_PROTOCOL:
             raise ValueError(
-                f"spillway: ValueCodec(): protocol must be between 0 and {pickle.HIGHEST_PROTOCOL}, got {protocol}"
+                f"spillway: ValueCodec(): protocol must be between 0 and {pickle.HIGHEST_PROTOCOL}, "
+                f"got {protocol}"
             )
         self.protocol = protocol
 

@@ -116,7 +116,8 @@ class _Chunks:
         target = as_byte_view(destination)
         if target.nbytes != self.nbytes:
             raise ValueError(
-                f"spillway: StoredBytes.readinto(): destination has {target.nbytes} bytes, the value {self.nbytes}"
+                f"spillway: StoredBytes.readinto(): destination has {target.nbytes} bytes, "
+                f"the value {self.nbytes}"
             )
         offset = 0
         for buffer in self._buffers:
@@ -175,7 +176,9 @@ class Store(MutableMapping):  # type: ignore[type-arg]
         if not isinstance(pool, Pool):
             raise TypeError(f"spillway: Store(): pool must be a spillway.Pool, not {type(pool).__name__}")
         if "host" not in pool.tiers:
-            raise ValueError("spillway: Store(): the pool has no host tier, which the store copies values through")
+            raise ValueError(
+                "spillway: Store(): the pool has no host tier, which the store copies values through"
+            )
         if not isinstance(label, str):
             raise TypeError(f"spillway: Store(): label must be a str, not {type(label).__name__}")
         live_limit = parse_size(live_bytes)
@@ -183,15 +186,19 @@ class Store(MutableMapping):  # type: ignore[type-arg]
             raise ValueError("spillway: Store(): live_bytes cannot be 'unlimited'")
         host_capacity = pool.stats()["tiers"]["host"]["capacity_bytes"]
         if chunk_bytes is None:
-            chunk = _MAX_DEFAULT_CHUNK if host_capacity is None else min(_MAX_DEFAULT_CHUNK, host_capacity // 4)
-            chunk = max(_MIN_CHUNK, chunk)
+            chunk = _MAX_DEFAULT_CHUNK
+            if host_capacity is not None:
+                chunk = max(_MIN_CHUNK, min(chunk, host_capacity // 4))
         else:
             chunk = parse_size(chunk_bytes)
             if chunk is None or chunk < _MIN_CHUNK:
-                raise ValueError(f"spillway: Store(): chunk_bytes must be at least {_MIN_CHUNK}, got {chunk_bytes!r}")
+                raise ValueError(
+                    f"spillway: Store(): chunk_bytes must be at least {_MIN_CHUNK}, got {chunk_bytes!r}"
+                )
             if host_capacity is not None and chunk > host_capacity:
                 raise ValueError(
-                    f"spillway: Store(): chunk_bytes ({chunk}) is larger than the pool's host tier ({host_capacity})"
+                    f"spillway: Store(): chunk_bytes ({chunk}) is larger than the pool's host tier "
+                    f"({host_capacity})"
                 )
         self._pool = pool
         self._codec: Codec = codec if codec is not None else ValueCodec()
@@ -326,7 +333,9 @@ class Store(MutableMapping):  # type: ignore[type-arg]
                 return
         for buffer in buffers:
             buffer.free()
-        raise ClosedError("spillway: Store[key] = value: the store was closed while the value was being copied in")
+        raise ClosedError(
+            "spillway: Store[key] = value: the store was closed while the value was being copied in"
+        )
 
     def __delitem__(self, key: Hashable) -> None:
         with self._lock:
@@ -492,7 +501,9 @@ class Store(MutableMapping):  # type: ignore[type-arg]
         frames = [as_byte_view(frame) for frame in encoded.frames]
         total = sum(frame.nbytes for frame in frames)
         if total != encoded.nbytes:
-            raise ValueError(f"spillway: Store: the codec's frames hold {total} bytes, its nbytes says {encoded.nbytes}")
+            raise ValueError(
+                f"spillway: Store: the codec's frames hold {total} bytes, its nbytes says {encoded.nbytes}"
+            )
         buffers: List[Buffer] = []
         try:
             for start in range(0, total, self._chunk):

@@ -16,9 +16,10 @@ copy, through a DLPack view of a "rw" pin) and keeps only the buffer, dtype,
 shape and strides; the pool spills the buffer to disk when its host budget
 is full. When backward needs the tensor, the unpack hook pins the buffer
 (read-only, so a disk copy stays valid), copies the bytes into a new tensor
-with the same dtype, shape and strides, and lets the pin go. The buffer is freed when autograd drops the saved tensor,
-which it does right after the node that used it ran (unless
-``retain_graph=True``, when it stays for the next backward). The values are
+with the same dtype, shape and strides, and lets the pin go. The buffer is
+freed when autograd drops the saved tensor, which it does right after the
+node that used it ran (unless ``retain_graph=True``, when it stays for the
+next backward). The values are
 the same bytes, so the gradients are bit-identical to a run without the
 hooks.
 
@@ -103,11 +104,15 @@ class Offload:
     be entered again after it exits; its counters add up.
     """
 
-    def __init__(self, pool: Pool, *, min_bytes: Size = 65536, label: str = "activations", prefetch: int = 2) -> None:
+    def __init__(
+        self, pool: Pool, *, min_bytes: Size = 65536, label: str = "activations", prefetch: int = 2
+    ) -> None:
         if not isinstance(pool, Pool):
             raise TypeError(f"spillway: offload(): pool must be a spillway.Pool, not {type(pool).__name__}")
         if "host" not in pool.tiers:
-            raise ValueError("spillway: offload(): the pool has no host tier, which saved tensors are copied through")
+            raise ValueError(
+                "spillway: offload(): the pool has no host tier, which saved tensors are copied through"
+            )
         threshold = parse_size(min_bytes)
         if threshold is None:
             raise ValueError("spillway: offload(): min_bytes cannot be 'unlimited'")
@@ -124,7 +129,9 @@ class Offload:
         self._sequence = itertools.count()
         self._saved: "weakref.WeakValueDictionary[int, _Saved]" = weakref.WeakValueDictionary()
         self._counters: Dict[str, int] = dict.fromkeys(
-            ("packed_tensors", "packed_bytes", "kept_tensors", "kept_bytes", "unpacked_tensors", "unpacked_bytes"), 0
+            ("packed_tensors", "packed_bytes", "kept_tensors", "kept_bytes", "unpacked_tensors",
+             "unpacked_bytes"),
+            0,
         )
 
     # ---- the hooks -------------------------------------------------------------------

@@ -12,10 +12,11 @@ from typing import Any, Dict
 import numpy as np
 import pytest
 
-distributed = pytest.importorskip("distributed", reason="spillway.dask needs dask.distributed (Debian: python3-distributed)")
+distributed = pytest.importorskip(
+    "distributed", reason="spillway.dask needs dask.distributed (Debian: python3-distributed)"
+)
 da = pytest.importorskip("dask.array", reason="the LocalCluster job needs dask.array (Debian: python3-dask)")
 
-import spillway  # noqa: E402
 from spillway.dask import SpillwayStore, close_worker_store, worker_stats  # noqa: E402
 
 from patterns import KiB, MiB  # noqa: E402
@@ -126,7 +127,8 @@ def test_a_local_cluster_job_several_times_the_budget(tmp_path: Path) -> None:
         # The scheduler hears of the spilled bytes through the workers' heartbeats.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            spilled = [w["metrics"]["spilled_bytes"]["memory"] for w in client.scheduler_info()["workers"].values()]
+            workers = client.scheduler_info()["workers"].values()
+            spilled = [w["metrics"]["spilled_bytes"]["memory"] for w in workers]
             if all(s > 0 for s in spilled):
                 break
             time.sleep(0.2)

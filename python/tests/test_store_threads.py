@@ -87,7 +87,9 @@ def test_threads_put_get_and_delete_under_pressure(
     assert pool.stats()["live_buffers"] == 0
 
 
-def test_a_value_deleted_while_being_read_is_freed_after_the_read(make_pool: Callable[..., spillway.Pool]) -> None:
+def test_a_value_deleted_while_being_read_is_freed_after_the_read(
+    make_pool: Callable[..., spillway.Pool],
+) -> None:
     pool = make_pool(host_bytes="4M", pressure_wait=10.0)
     store = spillway.Store(pool)
     stop = threading.Event()

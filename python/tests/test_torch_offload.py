@@ -23,7 +23,9 @@ def make_mlp(width: int = 1024, depth: int = 6) -> "torch.nn.Module":
     return torch.nn.Sequential(*layers)
 
 
-def gradients(model: "torch.nn.Module", batch: "torch.Tensor", offload: Optional[object] = None) -> List["torch.Tensor"]:
+def gradients(
+    model: "torch.nn.Module", batch: "torch.Tensor", offload: Optional[object] = None
+) -> List["torch.Tensor"]:
     model.zero_grad()
     if offload is None:
         loss = model(batch).square().mean()
@@ -94,13 +96,19 @@ def test_parameters_and_small_tensors_are_kept(make_pool: Callable[..., spillway
 
 
 @pytest.mark.parametrize(
-    "dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool, torch.complex64]
+    "dtype",
+    [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool, torch.complex64],
 )
-def test_pack_unpack_round_trips_every_dtype(make_pool: Callable[..., spillway.Pool], dtype: "torch.dtype") -> None:
+def test_pack_unpack_round_trips_every_dtype(
+    make_pool: Callable[..., spillway.Pool], dtype: "torch.dtype"
+) -> None:
     pool = make_pool(host_bytes="16M")
     off = spillway.torch.offload(pool, min_bytes=0)
     torch.manual_seed(2)
-    source = (torch.randn(33, 17) * 50).to(dtype) if not dtype.is_complex else torch.randn(33, 17, dtype=dtype)
+    if dtype.is_complex:
+        source = torch.randn(33, 17, dtype=dtype)
+    else:
+        source = (torch.randn(33, 17) * 50).to(dtype)
     saved = off.pack(source)
     assert saved is not source and pool.stats()["live_buffers"] == 1
     out = off.unpack(saved)
@@ -109,7 +117,9 @@ def test_pack_unpack_round_trips_every_dtype(make_pool: Callable[..., spillway.P
     assert out.data_ptr() != source.data_ptr()
 
 
-def test_strides_are_kept_and_strided_views_come_back_contiguous(make_pool: Callable[..., spillway.Pool]) -> None:
+def test_strides_are_kept_and_strided_views_come_back_contiguous(
+    make_pool: Callable[..., spillway.Pool],
+) -> None:
     pool = make_pool(host_bytes="16M")
     off = spillway.torch.offload(pool, min_bytes=0)
     base = torch.arange(24 * 40, dtype=torch.float32).reshape(24, 40)

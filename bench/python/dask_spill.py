@@ -11,7 +11,9 @@ block) and checks the results against a run without a cluster. Each worker
 gets --budget bytes of memory for data:
 
 - ``spillway``: ``data=(SpillwayStore, {"host_bytes": budget, ...})``: the
-  pool's host tier; it spills to disk beyond it.
+  pool's host tier; it spills to disk beyond it. ``--live-fraction`` moves a
+  share of the budget from the host tier to ``live_bytes`` (live objects);
+  ``--spillway-options`` adds keywords (``{"disk_io": "buffered"}``, ...).
 - ``zict``: distributed's default SpillBuffer with ``target`` = budget (the
   worker's ``memory_limit`` is budget / 0.6 and ``memory.target`` 0.6).
 
@@ -82,7 +84,10 @@ def run(
     with tempfile.TemporaryDirectory(dir=args.disk_dir) as work, dask.config.set(config):
         extra: Dict[str, Any] = {}
         if store == "spillway":
-            extra["data"] = (SpillwayStore, {"host_bytes": budget, "disk_dir": work})
+            live = int(budget * args.live_fraction)
+            options = {"host_bytes": budget - live, "live_bytes": live, "disk_dir": work}
+            options.update(json.loads(args.spillway_options))
+            extra["data"] = (SpillwayStore, options)
         with distributed.LocalCluster(
             n_workers=args.workers,
             threads_per_worker=args.threads,
@@ -109,6 +114,11 @@ def run(
         "workers": args.workers,
         "threads_per_worker": args.threads,
         "budget_bytes_per_worker": budget,
+        "options": (
+            {"live_fraction": args.live_fraction, **json.loads(args.spillway_options)}
+            if store == "spillway"
+            else {}
+        ),
         "data_bytes": shape[0] * shape[1] * 8,
         "seconds": round(seconds, 3),
         "persist_seconds": round(persisted, 3),
@@ -125,6 +135,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--live-fraction", type=float, default=0.0, help="share of the budget kept as live objects (spillway)"
+    )
+    parser.add_argument(
+        "--spillway-options", default="{}", help='more SpillwayStore keywords as JSON: {"disk_io": "buffered"}'
+    )
     parser.add_argument("--disk-dir", default=None, help="where the spill directories go (default $TMPDIR)")
     parser.add_argument("--stores", default="spillway,zict", help="stores to run, in order")
     args = parser.parse_args()

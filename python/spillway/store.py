@@ -28,7 +28,10 @@ Copies: a value goes into the pool with one copy (a "rw" pin per chunk, the
 frames copied in back to back) and comes out with one copy (an "r" pin per
 chunk, copied into the new object's memory: a numpy array of the right dtype
 and shape, or a bytearray that pickle's out-of-band buffers then view).
-Nothing handed to the caller points into the pool, so a value read from the
+The copies are memoryview slice assignments, and the only objects ever made
+from pinned memory are memoryviews released explicitly by ``with`` (see
+spillway.codecs.copy_bytes), so a pin ends with its copy even while another
+thread holds this thread's frames. Nothing handed to the caller points into the pool, so a value read from the
 store stays valid after it is deleted, replaced or spilled, and after the
 pool is closed; and a reader never keeps a buffer pinned (unspillable) for
 longer than its copy. Live values are handed out as they are, without any
@@ -512,7 +515,9 @@ class Store(MutableMapping):  # type: ignore[type-arg]
                 buffers.append(buffer)
                 with buffer.pin("host", "rw") as pin, memoryview(pin) as target:
                     for offset, part in frame_slices(frames, start, stop):
-                        copy_bytes(target[offset : offset + part.nbytes], part)
+                        # A slice of a pin's view is released explicitly, as the view is.
+                        with target[offset : offset + part.nbytes] as piece:
+                            copy_bytes(piece, part)
         except BaseException:
             for buffer in buffers:
                 try:

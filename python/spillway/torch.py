@@ -11,17 +11,17 @@
 
 Inside the ``with`` block, every tensor that autograd saves for the backward
 pass goes through ``torch.autograd.graph.saved_tensors_hooks``: the pack
-hook copies the tensor's bytes into a new pool buffer on the host tier (one
-copy, through a DLPack view of a "rw" pin) and keeps only the buffer, dtype,
-shape and strides; the pool spills the buffer to disk when its host budget
-is full. When backward needs the tensor, the unpack hook pins the buffer
-(read-only, so a disk copy stays valid), copies the bytes into a new tensor
-with the same dtype, shape and strides, and lets the pin go. The buffer is
-freed when autograd drops the saved tensor, which it does right after the
-node that used it ran (unless ``retain_graph=True``, when it stays for the
-next backward). The values are
-the same bytes, so the gradients are bit-identical to a run without the
-hooks.
+hook copies the tensor's bytes, as they lie in memory, into a new pool
+buffer on the host tier (one copy into a "rw" pin; a view that is not dense
+is made contiguous first) and keeps only the buffer, dtype, shape and
+strides; the pool spills the buffer to disk when its host budget is full.
+When backward needs the tensor, the unpack hook pins the buffer (read-only,
+so a disk copy stays valid), copies the bytes into a new tensor with the
+same dtype, shape and strides, and lets the pin go. The buffer is freed when
+autograd drops the saved tensor, which it does right after the node that
+used it ran (unless ``retain_graph=True``, when it stays for the next
+backward). The values are the same bytes, so the gradients are
+bit-identical to a run without the hooks.
 
 Kept as they are (not copied): tensors smaller than ``min_bytes``, tensors
 not on the CPU, non-strided (sparse, mkldnn) and quantized tensors, and
@@ -66,6 +66,21 @@ def _contiguous_strides(shape: Sequence[int]) -> Tuple[int, ...]:
         strides.append(step)
         step *= max(size, 1)
     return tuple(reversed(strides))
+
+
+def _memory_order_bytes(tensor: torch.Tensor, strides: Tuple[int, ...]) -> memoryview:
+    """The bytes of `tensor` as laid out in memory with `strides` (its own
+    strides when they are dense, else contiguous ones), as a byte view.
+
+    Only tensor memory is viewed here (through numpy): the copy into the pin
+    is a memoryview assignment, so nothing made from the pin's memory can
+    outlive its ``with`` block (see spillway.codecs.copy_bytes).
+    """
+    data = tensor.detach().resolve_conj().resolve_neg()
+    if tuple(data.stride()) != strides:
+        data = data.contiguous()  # a view that does not cover a dense block
+    flat = data.as_strided((data.numel(),), (1,), data.storage_offset())
+    return memoryview(flat.view(torch.uint8).numpy())
 
 
 def _is_parameter(tensor: torch.Tensor) -> bool:
@@ -158,12 +173,10 @@ class Offload:
         strides = tuple(tensor.stride())
         if not _dense_layout(tensor.shape, strides):
             strides = _contiguous_strides(tensor.shape)  # a strided view: saved (and restored) contiguous
+        source = _memory_order_bytes(tensor, strides)
         buffer = self.pool.allocate(nbytes, "host", self.label)
-        with buffer.pin("host", "rw") as pin:
-            target = torch.from_dlpack(pin).view(tensor.dtype).as_strided(tensor.shape, strides)
-            with torch.no_grad():
-                target.copy_(tensor.detach())
-            del target  # the DLPack view goes before the pin does
+        with buffer.pin("host", "rw") as pin, memoryview(pin) as target:
+            copy_bytes(target, source)
         saved = _Saved(buffer, tensor, strides, next(self._sequence))
         with self._lock:
             self._saved[saved.sequence] = saved

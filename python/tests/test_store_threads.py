@@ -10,6 +10,7 @@ import pytest
 
 import spillway
 
+from frame_sampler import frames_held
 from patterns import KiB
 
 THREADS = 4
@@ -157,3 +158,20 @@ def test_close_while_threads_work_frees_everything(make_pool: Callable[..., spil
     assert sorted(closed_seen) == list(range(THREADS))
     assert pool.stats()["live_buffers"] == 0
     assert len(store) == 0
+
+
+def test_a_profiler_holding_frames_does_not_keep_pins_exported(
+    make_pool: Callable[..., spillway.Pool],
+) -> None:
+    """dask's sampling profiler holds worker threads' frames; the store's
+    copies must leave nothing made from a pin's memory in them."""
+    pool = make_pool(host_bytes="8M", pressure_wait=10.0)
+    store = spillway.Store(pool, chunk_bytes="1M")
+    array = np.arange(3 * 256 * KiB, dtype=np.int64)  # 6 MiB: six chunks
+    with frames_held(threading.get_ident()):
+        for i in range(40):
+            store["a"] = array
+            np.testing.assert_array_equal(store["a"], array)
+            store["b"] = b"x" * (300 * KiB)
+            assert store["b"] == b"x" * (300 * KiB)
+    assert pool.check_invariants() == []

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch", reason="spillway.torch needs PyTorch (Debia
 import spillway  # noqa: E402
 import spillway.torch  # noqa: E402
 
+from frame_sampler import frames_held  # noqa: E402
 from patterns import MiB  # noqa: E402
 
 
@@ -182,3 +183,18 @@ def test_offload_arguments(make_pool: Callable[..., spillway.Pool]) -> None:
             off.__enter__()
     with off:  # may be entered again once it has exited
         pass
+
+
+def test_a_profiler_holding_frames_does_not_keep_pins_exported(
+    make_pool: Callable[..., spillway.Pool],
+) -> None:
+    import threading
+
+    pool = make_pool(host_bytes="16M", pressure_wait=5.0)
+    off = spillway.torch.offload(pool, min_bytes=0)
+    source = torch.randn(512, 1024)
+    with frames_held(threading.get_ident()):
+        for _ in range(40):
+            out = off.unpack(off.pack(source.t()))
+            assert torch.equal(out, source.t())
+    assert pool.stats()["live_buffers"] == 0

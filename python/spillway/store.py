@@ -286,17 +286,19 @@ class Store(MutableMapping):  # type: ignore[type-arg]
             decoded = True
         finally:
             with self._lock:
-                entry.busy -= 1
-                if entry.doomed:
-                    if entry.busy == 0:
-                        self._free_buffers(entry)
-                elif decoded:
-                    self._counters["pool_reads"] += 1
-                    self._counters["bytes_read"] += entry.nbytes
-                    self._counters["decode_seconds"] += elapsed
-                    victims = self._promote(key, entry, value)
-                self._done(1)
-        self._evict_to_pool(victims)
+                try:
+                    entry.busy -= 1
+                    if entry.doomed:
+                        if entry.busy == 0:
+                            self._free_buffers(entry)
+                    elif decoded:
+                        self._counters["pool_reads"] += 1
+                        self._counters["bytes_read"] += entry.nbytes
+                        self._counters["decode_seconds"] += elapsed
+                        victims = self._promote(key, entry, value)
+                finally:
+                    self._done(1)
+        self._evict_quietly(victims)
         return value
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
@@ -314,7 +316,7 @@ class Store(MutableMapping):  # type: ignore[type-arg]
                     self._live[key] = entry
                     self._live_total += weight
                     victims = self._pick_victims()
-                self._evict_to_pool(victims)
+                self._evict_quietly(victims)
                 return
         with self._lock:
             self._check_open("Store[key] = value")
@@ -605,6 +607,18 @@ class Store(MutableMapping):  # type: ignore[type-arg]
             victims.append((key, entry))
         self._busy += len(victims)
         return victims
+
+    def _evict_quietly(self, victims: List[Tuple[Hashable, _Entry]]) -> None:
+        """_evict_to_pool for a put or get that made room: a value that cannot
+        be copied into the pool stays live, over the bound, and the error is
+        logged rather than raised from an operation on another key (as
+        distributed's SpillBuffer does)."""
+        if not victims:
+            return
+        try:
+            self._evict_to_pool(victims)
+        except Exception:  # noqa: BLE001 - logged; the values stay live
+            logger.exception("spillway: Store: a live value could not be moved into the pool; it stays live")
 
     def _evict_to_pool(self, victims: List[Tuple[Hashable, _Entry]]) -> None:
         """Copies evicting values into the pool (each victim counts in _busy).

@@ -335,13 +335,46 @@ def test_evict_moves_the_least_recently_used_live_value(pool: spillway.Pool) -> 
     np.testing.assert_array_equal(store["a"], np.zeros(1000, np.uint8))
 
 
-def test_a_live_value_that_cannot_be_encoded_stays_live(pool: spillway.Pool) -> None:
-    store = spillway.Store(pool, live_bytes="1M", weight=lambda value: 10)
+def test_a_live_value_that_cannot_be_encoded_stays_live(
+    pool: spillway.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = spillway.Store(pool, live_bytes=100, weight=lambda value: 60)
     unpicklable = lambda: 1  # noqa: E731
     store["f"] = unpicklable
     assert store.evict() == -1  # logged, not raised
     assert store["f"] is unpicklable
     assert store.stats()["live_values"] == 1
+    # A put that needs the room pushes "f" out: that fails, is logged, and the put stands.
+    caplog.clear()
+    store["g"] = b"g" * 10
+    assert store["g"] == b"g" * 10 and store["f"] is unpicklable
+    s = store.stats()
+    assert (s["live_values"], s["live_bytes"], s["pool_values"]) == (2, 120, 0)
+    assert "could not be moved into the pool" in caplog.text
+
+
+def test_a_failing_weight_function_leaves_the_store_usable(pool: spillway.Pool) -> None:
+    import threading
+
+    failing = {"now": False}
+
+    def weight(value: Any) -> int:
+        if failing["now"]:
+            raise RuntimeError("weight failed")
+        return 1 << 30  # over the bound: the value goes to the pool
+
+    store = spillway.Store(pool, live_bytes="1M", weight=weight)
+    store["a"] = b"abc"
+    failing["now"] = True
+    with pytest.raises(RuntimeError, match="weight failed"):
+        store["a"]  # read, then the weight for making it live fails
+    failing["now"] = False
+    assert store["a"] == b"abc"
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive(), "close() waits for a copy that the failure never ended"
+    assert pool.stats()["live_buffers"] == 0
 
 
 # ---- closing, arguments, stats -----------------------------------------------------------

@@ -53,3 +53,9 @@ __all__ = [
     "ClosedError",
     "ForkError",
 ]
+
+# The integrations (docs/python-integrations.md): spillway.Store here;
+# spillway.dask and spillway.torch are imported by name, as they need those libraries.
+from .store import Store  # noqa: E402
+
+__all__ += ["Store"]

@@ -19,16 +19,11 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::find_mismatch;
+using testing::joined;
 using testing::fill_pattern;
 using testing::ScratchDir;
 
 constexpr std::size_t KiB = 1024;
-
-std::string joined(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += x + "\n";
-  return s;
-}
 
 // ---- the fast path keeps the books exact ------------------------------------------
 

@@ -24,16 +24,11 @@ namespace {
 using namespace std::chrono_literals;
 using detail::PoolAccess;
 using testing::find_mismatch;
+using testing::joined;
 using testing::fill_pattern;
 using testing::ScratchDir;
 
 constexpr std::size_t KiB = 1024;
-
-std::string joined(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += x + "\n";
-  return s;
-}
 
 Buffer filled(Pool& pool, std::size_t bytes, Tier t, std::uint64_t version = 0) {
   Buffer b = pool.allocate(bytes, t, "shared");

@@ -24,6 +24,13 @@
 
 namespace spillway::testing {
 
+// Lines of a list (check_invariants()'s findings), one per line, for a failure message.
+inline std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
 using spillway::stress::mix64;  // the stress harness's word mixer (splitmix64)
 
 // Fills `n` bytes with a pattern determined by (key, version). When

@@ -349,10 +349,7 @@ void PoolCore::free(BufferRecord* r) noexcept {
   }
   adopt(r);
   std::uint64_t s = stop_fast_path(r);  // the pin count is ours from here on
-  if ((s & state::kBiasPin) != 0 && revoke_sharing(r) == Sharing::kGivenBack) {
-    give_back_pin(r);
-    s = r->state.load(std::memory_order_seq_cst);
-  }
+  if ((s & state::kBiasPin) != 0 && unshare(r)) s = r->state.load(std::memory_order_seq_cst);
   if (r->moving || state::pins(s) > 0) {
     r->dead = true;  // freed when the move commits or the last pin ends
     if (state::pins(s) > 0) r->keepalive = shared_from_this();

@@ -197,7 +197,7 @@ void PoolCore::shutdown() {
     });
     for (BufferRecord* r = all_.front(); r != nullptr; r = all_.next(r)) {
       stop_fast_path(r);
-      if (revoke_sharing(r) == Sharing::kGivenBack) give_back_pin(r);  // readers left end it later
+      unshare(r);  // readers left end it later
     }
   }
   cv_.notify_all();  // waiters see the pool closed and throw
@@ -280,8 +280,7 @@ std::uint64_t PoolCore::tier_capacity(Tier t) const {
 bool PoolCore::try_claim(BufferRecord* r) {
   std::uint64_t s = r->state.load(std::memory_order_acquire);
   if ((s & (state::kBiasPin | state::kSlow | state::kGarbage)) == state::kBiasPin) {
-    if (revoke_sharing(r) != Sharing::kGivenBack) return false;  // still read
-    give_back_pin(r);
+    if (!unshare(r)) return false;  // still read
     s = r->state.load(std::memory_order_acquire);
   }
   do {
@@ -331,11 +330,21 @@ void PoolCore::give_back_pin(BufferRecord* r) {
   if (state::pins(before) == 1 && waiters_.load(std::memory_order_relaxed) > 0) cv_.notify_all();
 }
 
-std::uint32_t PoolCore::pins_now(BufferRecord* r) {
-  if ((r->state.load(std::memory_order_seq_cst) & (state::kBiasPin | state::kGarbage)) == state::kBiasPin &&
-      revoke_sharing(r) == Sharing::kGivenBack) {
-    give_back_pin(r);
+bool PoolCore::unshare(BufferRecord* r) {
+  switch (revoke_sharing(r)) {
+    case Sharing::kGivenBack:
+      give_back_pin(r);
+      return true;
+    case Sharing::kReadersLeft:
+      return false;
+    case Sharing::kNone:
+      break;
   }
+  return true;
+}
+
+std::uint32_t PoolCore::pins_now(BufferRecord* r) {
+  if ((r->state.load(std::memory_order_seq_cst) & (state::kBiasPin | state::kGarbage)) == state::kBiasPin) unshare(r);
   return r->pins();
 }
 

@@ -383,6 +383,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::uint32_t pins_now(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
   // Ends the reader pin revoke_sharing() handed over, on a live record.
   void give_back_pin(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
+  // revoke_sharing() and, if no reader is left, give_back_pin(): false
+  // while readers remain (r stays pinned).
+  bool unshare(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
   // Whether any reader slot of any thread counts a pin of r.
   bool readers_counted(const BufferRecord* r) const;
   // Per record, the pins counted in reader slots (under mu_, records with a

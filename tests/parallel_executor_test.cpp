@@ -5,6 +5,7 @@
 // error and leaves the session usable.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <mutex>
 #include <random>
 #include <set>
@@ -182,6 +183,110 @@ TEST(ParallelExecutor, AFailingOpEndsTheRunWithItsErrorAndTheSessionGoesOn) {
   EXPECT_THROW(s.run({too_big}, {{col, colv}, {row, rowv}}), OutOfMemory);
   EXPECT_TRUE(pool.check_invariants().empty());
   EXPECT_EQ(pool.stats().tier(Tier::Device).pinned_bytes + pool.stats().tier(Tier::Host).pinned_bytes, 0u);
+}
+
+// Four independent chains of 128x128 MatMuls (64 KiB each): every op pins
+// 192 KiB (two inputs and its output) of a 512 KiB device tier, so two fit
+// at once and three do not. Only equal-sized buffers, so the arena cannot
+// fragment below one tensor.
+struct Chains {
+  Session& s;
+  std::vector<Output> ends;
+  explicit Chains(Session& session) : s(session) {
+    for (int b = 0; b < 4; ++b) {
+      const std::string n = std::to_string(b);
+      Output c = s.variable("c" + n, Shape{{128, 128}}, random_values(128 * 128, 40 + b, 0.05f));
+      Output d = s.variable("d" + n, Shape{{128, 128}}, random_values(128 * 128, 50 + b, 0.05f));
+      Output m = s.matmul(c, d);
+      for (int i = 0; i < 3; ++i) m = s.matmul(m, c);
+      ends.push_back(m);
+    }
+  }
+  std::vector<std::vector<float>> run() {
+    std::vector<std::vector<float>> out;
+    for (const auto& t : s.run(ends)) out.push_back(t.values());
+    return out;
+  }
+};
+
+std::vector<std::vector<float>> chains_on_one_thread(const std::string& dir) {
+  Pool pool(spillway::testing::small_options(dir, 64 << 20, 64 << 20));
+  SessionOptions so;
+  so.inter_op_threads = 1;
+  Session s(pool, so);
+  return Chains(s).run();
+}
+
+// Every op's span (start, end), from a pool's trace.
+class SpansSink final : public TraceSink {
+ public:
+  void record(const TraceEvent& e) override {
+    if (e.kind != TraceKind::NodeEnd) return;
+    std::lock_guard lk(mu);
+    spans.emplace_back(e.time_ns - e.duration_ns, e.time_ns);
+  }
+  // The most spans open at one time.
+  std::size_t most_at_once() {
+    std::lock_guard lk(mu);
+    std::vector<std::pair<std::uint64_t, int>> edges;
+    for (auto [a, b] : spans) {
+      edges.emplace_back(a, 1);
+      edges.emplace_back(b, -1);
+    }
+    std::sort(edges.begin(), edges.end());  // an end before a start at the same time
+    std::size_t open = 0, most = 0;
+    for (auto [t, d] : edges) {
+      open = static_cast<std::size_t>(static_cast<long>(open) + d);
+      most = std::max(most, open);
+    }
+    return most;
+  }
+  std::mutex mu;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> spans;
+};
+
+// Four threads and four ready ops, but only two ops' pins fit the device
+// tier together: never more than two run at once (without admission all
+// four start, each pins part of what it needs, and they can wait on each
+// other's room until pressure_wait ends in OutOfMemory).
+TEST(ParallelExecutor, OpsThatDoNotFitTogetherTakeTurns) {
+  ScratchDir dir;
+  const auto expected = chains_on_one_thread(dir.path());
+  PoolOptions o = spillway::testing::small_options(dir.path(), 512 << 10, 16 << 20);
+  o.pressure_wait = std::chrono::milliseconds(10000);
+  Pool pool(o);
+  auto sink = std::make_shared<SpansSink>();
+  pool.set_trace(sink);
+  SessionOptions so;
+  so.inter_op_threads = 4;
+  Session s(pool, so);
+  Chains chains(s);
+  for (int run = 0; run < 3; ++run) EXPECT_EQ(chains.run(), expected) << "run " << run;
+  pool.set_trace(nullptr);  // delivers every event
+  EXPECT_EQ(sink->spans.size(), 3u * 16u);
+  EXPECT_LE(sink->most_at_once(), 2u);
+  EXPECT_EQ(pool.stats().errors.out_of_memory, 0u) << "an op waited for room another op held";
+  EXPECT_GT(pool.stats().move(Tier::Device, Tier::Host).moves, 0u) << "no pressure: the test tests nothing";
+  EXPECT_TRUE(pool.check_invariants().empty());
+}
+
+// Room the executor does not know of (a buffer pinned beside the session)
+// lets it admit two ops that then cannot both get their pins: the one that
+// runs out of room runs again alone, and the run still succeeds.
+TEST(ParallelExecutor, AnOpOutOfRoomBesideAnotherRunsAgainAlone) {
+  ScratchDir dir;
+  const auto expected = chains_on_one_thread(dir.path());
+  PoolOptions o = spillway::testing::small_options(dir.path(), 512 << 10, 16 << 20);
+  o.pressure_wait = std::chrono::milliseconds(100);
+  Pool pool(o);
+  Buffer outside = pool.allocate(192 << 10, Tier::Device, "held beside the session");
+  Pin held = outside.pin(Tier::Device, Access::ReadWrite);
+  SessionOptions so;
+  so.inter_op_threads = 2;
+  Session s(pool, so);
+  Chains chains(s);
+  for (int run = 0; run < 3; ++run) EXPECT_EQ(chains.run(), expected) << "run " << run;
+  EXPECT_TRUE(pool.check_invariants().empty());
 }
 
 TEST(ParallelExecutor, TheSessionGrowthLoopGivesTheSameLossesOnOneThreadAndOnTwo) {

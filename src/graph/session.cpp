@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -247,6 +248,12 @@ struct Session::Impl {
                        ? Tier::Device
                        : Tier::Host;
     prefetch_inputs = compute_tier == Tier::Host;
+    {
+      const PoolStats ps = pool.stats();
+      for (Tier t : {Tier::Device, Tier::Host}) {
+        tier_room[static_cast<std::size_t>(t)] = ps.tier(t).enabled ? ps.tier(t).capacity_bytes : 0;
+      }
+    }
     // On the CUDA backend MatMul runs on the GPU (cuBLAS) over device pins;
     // the element-wise ops stay on the host.
     if (pool.tier_enabled(Tier::Device) && pool.device_backend_name() == "cuda") {
@@ -257,6 +264,8 @@ struct Session::Impl {
   Pool& pool;
   SessionOptions options;
   unsigned inter_op_threads = 1;
+  // Capacity of each memory tier, for admitting ops to run at once.
+  std::array<std::uint64_t, 3> tier_room{};
   InterOpWorkers workers;
   std::mutex device_blas_mu;
   std::atomic<std::uint64_t> device_matmuls{0};
@@ -650,7 +659,11 @@ struct Session::Impl {
     const std::uint64_t base = step_clock;
     if (inter_op_threads <= 1 || plan->steps.size() < 2) {
       // One op at a time, in the plan's order.
-      for (std::size_t s = 0; s < plan->steps.size(); ++s) run_step(st, s);
+      try {
+        for (std::size_t s = 0; s < plan->steps.size(); ++s) run_step(st, s);
+      } catch (const StepOutOfRoom& e) {
+        std::rethrow_exception(e.error);
+      }
     } else {
       run_parallel(st);
     }
@@ -692,6 +705,17 @@ struct Session::Impl {
     std::size_t running = 0, finished = 0;
     std::uint64_t executed = 0;
     std::exception_ptr error;
+    // Admission (parallel runs): the bytes each step pins on its tier, and
+    // the sum for the steps running now, per tier.
+    std::vector<std::uint64_t> need;
+    std::vector<Tier> where;
+    std::array<std::uint64_t, 3> pinned{};
+  };
+
+  // Thrown by run_step when the node itself ran out of room: nothing of the
+  // run's state has changed yet, so the step may run again.
+  struct StepOutOfRoom {
+    std::exception_ptr error;
   };
 
   // Runs step s: its node, the hints and prefetches around it, and drops
@@ -727,7 +751,12 @@ struct Session::Impl {
     // Each node a span in the pool's trace, when one is being recorded.
     const bool traced = pool.tracing() && pn.op != Op::Const && pn.op != Op::Variable;
     const auto n0 = traced ? Clock::now() : Clock::time_point{};
-    Tensor out = execute(pn, inputs, first_use);  // hints what it produces
+    Tensor out;
+    try {
+      out = execute(pn, inputs, first_use);  // hints what it produces
+    } catch (const OutOfMemory&) {
+      throw StepOutOfRoom{std::current_exception()};
+    }
     if (traced) {
       const auto n1 = Clock::now();
       using ns = std::chrono::nanoseconds;
@@ -771,12 +800,44 @@ struct Session::Impl {
     for (const Tensor& t : prefetch) t.buffer().prefetch(tier_for(plan.steps[s + 1].op));
   }
 
+  // The bytes step s pins on its tier while it runs: its inputs (each
+  // once) and the output it makes (Variable, Const and
+  // ApplyGradientDescent make none).
+  std::uint64_t step_bytes(const PlanNode& pn) const {
+    auto bytes = [](const Shape& sh) { return static_cast<std::uint64_t>(sh.elements()) * sizeof(float); };
+    if (pn.op == Op::Variable || pn.op == Op::Const || pn.op == Op::Placeholder) return 0;
+    std::uint64_t total = pn.op == Op::ApplyGradientDescent ? 0 : bytes(pn.shape);
+    for (std::size_t i = 0; i < pn.inputs.size(); ++i) {
+      if (std::find(pn.inputs.begin(), pn.inputs.begin() + static_cast<std::ptrdiff_t>(i), pn.inputs[i]) !=
+          pn.inputs.begin() + static_cast<std::ptrdiff_t>(i)) {
+        continue;
+      }
+      total += bytes(nodes[static_cast<std::size_t>(pn.inputs[i])].shape);
+    }
+    return total;
+  }
+
   // Runs the plan's steps as their predecessors finish, on the calling
   // thread and the session's workers. A thread that finishes a step keeps
   // one of the steps it made ready and offers the others; so a chain runs
   // on one thread without a hand-off, and independent branches spread.
+  //
+  // Admission: steps run at once only while the bytes they pin fit their
+  // tier together, so that two ops never each hold half the room the
+  // other needs (each would wait PoolOptions::pressure_wait for the other
+  // and fail). A step that runs out of room anyway (values pinned outside
+  // the executor, fragmentation) runs again alone once the others have
+  // finished; only an op that does not fit alone fails the run.
   void run_parallel(RunState& st) {
     const std::size_t n = st.plan.steps.size();
+    constexpr std::uint64_t kAlone = ~std::uint64_t{0} / 4;  // admitted only with nothing else running
+    st.need.resize(n);
+    st.where.resize(n);
+    for (std::size_t s = 0; s < n; ++s) {
+      const PlanNode& pn = st.plan.steps[s];
+      st.where[s] = tier_for(pn.op);
+      st.need[s] = st.plan.fed.count(pn.id) ? 0 : step_bytes(pn);
+    }
     auto later = std::greater<std::size_t>();  // min-heap: the earliest step in plan order first
     {
       std::lock_guard lk(st.mu);
@@ -785,59 +846,83 @@ struct Session::Impl {
       }
       std::make_heap(st.ready.begin(), st.ready.end(), later);
     }
+    // Whether step s may start now (st.mu held).
+    auto admits = [this, &st](std::size_t s) {
+      if (st.running == 0) return true;
+      const auto t = static_cast<std::size_t>(st.where[s]);
+      return st.pinned[t] + st.need[s] <= tier_room[t];
+    };
+    auto offer = [&st, later](std::size_t s) {
+      st.ready.push_back(s);
+      std::push_heap(st.ready.begin(), st.ready.end(), later);
+    };
     // One thread's loop; the caller's returns when every step is done (or
     // one failed and the others in flight have finished).
-    auto work = [this, &st, n, later](bool caller) {
+    auto work = [this, &st, n, later, admits, offer](bool caller) {
       constexpr std::size_t kNone = ~std::size_t{0};
       std::unique_lock lk(st.mu);
       std::size_t next = kNone;
       for (;;) {
+        if (next != kNone && !admits(next)) {
+          offer(next);  // it waits for room with the others
+          next = kNone;
+        }
         if (next == kNone) {
           st.cv.wait(lk, [&] {
-            return (!st.ready.empty() && !st.error) || st.finished == n ||
+            return (!st.ready.empty() && !st.error && admits(st.ready.front())) || st.finished == n ||
                    (st.error && st.running == 0) || (!caller && st.finished + st.running == n);
           });
-          if (st.ready.empty() || st.error) return;
+          if (st.ready.empty() || st.error || !admits(st.ready.front())) return;
           std::pop_heap(st.ready.begin(), st.ready.end(), later);
           next = st.ready.back();
           st.ready.pop_back();
         }
         const std::size_t s = next;
+        const auto t = static_cast<std::size_t>(st.where[s]);
         next = kNone;
         ++st.running;
+        st.pinned[t] += st.need[s];
         lk.unlock();
         std::exception_ptr error;
+        bool out_of_room = false;
         try {
           run_step(st, s);
+        } catch (const StepOutOfRoom& e) {
+          out_of_room = true;
+          error = e.error;
         } catch (...) {
           error = std::current_exception();
         }
         lk.lock();
         --st.running;
+        st.pinned[t] -= st.need[s];
+        if (out_of_room && st.need[s] < kAlone) {  // not yet tried alone
+          st.need[s] = kAlone;
+          offer(s);
+          st.cv.notify_all();
+          continue;
+        }
         ++st.finished;
         if (error && !st.error) st.error = error;
-        std::size_t offered = 0;
         if (!st.error) {
           for (std::size_t succ : st.plan.successors[s]) {
             if (--st.waiting[succ] != 0) continue;
             if (next == kNone) {
               next = succ;  // this thread goes on with it
             } else {
-              st.ready.push_back(succ);
-              std::push_heap(st.ready.begin(), st.ready.end(), later);
-              ++offered;
+              offer(succ);
             }
           }
           // Keep the earliest in plan order for this thread.
           if (next != kNone && !st.ready.empty() && st.ready.front() < next) {
-            st.ready.push_back(next);
-            std::push_heap(st.ready.begin(), st.ready.end(), later);
+            offer(next);
             std::pop_heap(st.ready.begin(), st.ready.end(), later);
             next = st.ready.back();
             st.ready.pop_back();
           }
         }
-        if (offered > 0 || st.finished == n || st.error) st.cv.notify_all();
+        // Wake the others for steps offered, for room given back, and at the end.
+        if (!st.ready.empty() || st.finished == n || st.error) st.cv.notify_all();
         if (st.error && st.running == 0 && caller) return;
       }
     };

@@ -95,7 +95,9 @@ struct SessionOptions {
   // threads (std::thread::hardware_concurrency()); 1: one op at a time, in
   // the plan's order. Results do not depend on it: an op that updates a
   // variable runs after the ops before it in the graph that read the
-  // variable, and before those after it.
+  // variable, and before those after it. Ops run at once only while the
+  // bytes they pin (inputs and output) fit their tier together; an op that
+  // runs out of room beside others runs again alone (docs/concurrency.md).
   unsigned inter_op_threads = 0;
 };
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
+import numpy
 from distributed.protocol import deserialize_bytes, serialize_bytelist
 from distributed.sizeof import safe_sizeof
 
@@ -70,9 +71,12 @@ class DaskCodec:
         return Encoded(None, frames, sum(frame.nbytes for frame in frames))
 
     def decode(self, meta: Any, stored: StoredBytes) -> Any:
-        data = bytearray(stored.nbytes)
+        # numpy.empty, not bytearray(n): every byte is overwritten at once,
+        # and bytearray zero-fills first (memset was 4% of a put/get profile
+        # of 4 MiB arrays through a 64 MiB store).
+        data = numpy.empty(stored.nbytes, dtype=numpy.uint8)
         stored.readinto(data)
-        return deserialize_bytes(data)
+        return deserialize_bytes(memoryview(data))
 
 
 class _LiveValues(Mapping):  # type: ignore[type-arg]

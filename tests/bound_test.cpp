@@ -14,6 +14,17 @@
 #include <vector>
 
 #include "src/offline/bound.hpp"
+
+#if defined(SPILLWAY_TEST_TOOLS)
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tools/bound_cmd.hpp"
+#endif
 #include "src/offline/max_segment_tree.hpp"
 #include "src/record/access_log.hpp"
 
@@ -722,6 +733,65 @@ TEST(Bound, UnknownBuffersAndStrayUnpinsAreCountedNotFatal) {
   EXPECT_EQ(r.stray_unpins, 1u);
   EXPECT_EQ(r.device.upper_bound_bytes, 0u);
 }
+
+#if defined(SPILLWAY_TEST_TOOLS)
+// `spillway bound` on a log in memory: the JSON names both boundaries with
+// their bounds and what the run moved; --curve writes the CSV (and the SVG
+// when gnuplot is there).
+TEST(BoundCommand, JsonAndCurve) {
+  std::mt19937_64 rng(31);
+  TraceShape shape;
+  shape.buffers = 20;
+  shape.accesses = 300;
+  shape.write_p = 0.3;
+  AccessLog log = random_log(rng, shape);
+  log.program = "bound_test";
+  log.options.device_bytes = 4 * kUnit;
+  log.options.host_bytes = 8 * kUnit;
+  record::RecordedTotals totals;
+  totals.moved_bytes[0][1] = 10 * kUnit;  // device -> host
+  totals.moved_bytes[1][0] = 12 * kUnit;  // host -> device
+  totals.moved_bytes[1][2] = 3 * kUnit;   // host -> disk
+  log.totals = totals;
+  const std::string dir = std::filesystem::temp_directory_path() / ("bound_test." + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  tools::BoundArgs args;
+  args.log = "memory.log";
+  args.json = true;
+  args.curve = true;
+  args.points = 5;
+  args.svg = dir + "/curve.svg";
+  std::ostringstream out;
+  ASSERT_EQ(tools::report_bounds(log, args, out), 0);
+  const auto j = nlohmann::json::parse(out.str());
+  const auto& dev = j.at("boundaries").at("device");
+  EXPECT_EQ(dev.at("capacity_bytes").get<std::uint64_t>(), 4 * kUnit);
+  EXPECT_LE(dev.at("lower_bound_bytes").get<std::uint64_t>(), dev.at("upper_bound_bytes").get<std::uint64_t>());
+  EXPECT_EQ(dev.at("recorded_moved_bytes").get<std::uint64_t>(), 22 * kUnit);
+  const auto& mem = j.at("boundaries").at("memory");
+  EXPECT_EQ(mem.at("capacity_bytes").get<std::uint64_t>(), 12 * kUnit);
+  EXPECT_EQ(mem.at("recorded_moved_bytes").get<std::uint64_t>(), 3 * kUnit);
+  ASSERT_GE(j.at("curve").size(), 4u);
+  std::ifstream csv(dir + "/curve.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header.rfind("boundary,device_bytes,host_bytes,capacity_bytes,feasible,lower_bound_bytes", 0), 0u);
+  if (j.contains("curve_svg")) {
+    std::ifstream svg(dir + "/curve.svg");
+    std::stringstream text;
+    text << svg.rdbuf();
+    EXPECT_NE(text.str().find("<svg"), std::string::npos);
+  }
+  // The table says how the recorded run compares with the lower bound.
+  args.json = false;
+  args.curve = false;
+  args.svg.clear();
+  std::ostringstream table;
+  tools::report_bounds(log, args, table);
+  EXPECT_NE(table.str().find("x the lower bound"), std::string::npos) << table.str();
+  std::filesystem::remove_all(dir);
+}
+#endif  // SPILLWAY_TEST_TOOLS
 
 }  // namespace
 }  // namespace spillway::offline

@@ -74,16 +74,24 @@ BoundaryModel::BoundaryModel(const record::AccessLog& log, Boundary boundary)
 
   // Best benefit per unit of space-time first; intervals that cover no
   // point cost nothing and come first; ties by index, so that runs repeat.
-  std::vector<double> ratio(m);
+  // (Sorted as (ratio, index) pairs: an index sort that looks the ratio up
+  // misses the cache on every comparison.)
+  struct Keyed {
+    double ratio;
+    std::uint32_t index;
+  };
+  std::vector<Keyed> keyed(m);
   for (std::size_t i = 0; i < m; ++i) {
     const double resource = static_cast<double>(t.bytes[i]) * static_cast<double>(t.length(i));
-    ratio[i] = resource == 0 ? std::numeric_limits<double>::infinity() : static_cast<double>(benefit_[i]) / resource;
+    keyed[i] = Keyed{resource == 0 ? std::numeric_limits<double>::infinity()
+                                   : static_cast<double>(benefit_[i]) / resource,
+                     static_cast<std::uint32_t>(i)};
   }
-  order_.resize(m);
-  for (std::size_t i = 0; i < m; ++i) order_[i] = static_cast<std::uint32_t>(i);
-  std::sort(order_.begin(), order_.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return ratio[a] != ratio[b] ? ratio[a] > ratio[b] : a < b;
+  std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
+    return a.ratio != b.ratio ? a.ratio > b.ratio : a.index < b.index;
   });
+  order_.resize(m);
+  for (std::size_t k = 0; k < m; ++k) order_[k] = keyed[k].index;
 }
 
 BoundaryBound BoundaryModel::evaluate(std::uint64_t capacity, bool keep_schedule, bool equal_size_min) const {
@@ -154,10 +162,7 @@ BoundaryBound BoundaryModel::evaluate(std::uint64_t capacity, bool keep_schedule
         continue;
       }
       const auto b = static_cast<std::int64_t>(t.bytes[i]);
-      if (occupancy.max(t.first[i], t.last[i] + std::size_t{1}) <= cap - b) {
-        occupancy.add(t.first[i], t.last[i] + std::size_t{1}, b);
-        kept[i] = 1;
-      }
+      kept[i] = occupancy.add_if_fits(t.first[i], t.last[i] + std::size_t{1}, b, cap) ? 1 : 0;
     }
   }
   ScheduleCost upper = schedule_cost(t, kept);

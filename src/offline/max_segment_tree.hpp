@@ -41,6 +41,17 @@ class MaxSegmentTree {
     rebuild(r0 - 1);
   }
 
+  // Adds `delta` to [l, r) if the maximum there stays at or below `limit`
+  // (one descent of pending adds instead of two). True when it added.
+  bool add_if_fits(std::size_t l, std::size_t r, std::int64_t delta, std::int64_t limit) {
+    if (l >= r) return true;
+    if (max(l, r) > limit - delta) return false;
+    // max() pushed the pending adds on both edges: the add below only has
+    // to rebuild them.
+    add(l, r, delta);
+    return true;
+  }
+
   // The maximum over [l, r); the lowest int64 when the range is empty.
   std::int64_t max(std::size_t l, std::size_t r) {
     std::int64_t best = std::numeric_limits<std::int64_t>::min();

@@ -33,8 +33,11 @@ struct CurveRow {
 
 std::string ratio(std::uint64_t moved, std::uint64_t lower) {
   if (lower == 0) return moved == 0 ? "= the lower bound (0)" : "(the lower bound is 0)";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "= %.2f x the lower bound", static_cast<double>(moved) / static_cast<double>(lower));
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "= %.2f x the lower bound%s", static_cast<double>(moved) / static_cast<double>(lower),
+                moved < lower ? " (below it: the model charged for something this run did not move; see "
+                                "docs/bound.md, 'What the bound does not see')"
+                              : "");
   return buf;
 }
 
@@ -163,7 +166,7 @@ CLI::App* add_bound_command(CLI::App& app, BoundArgs& a) {
       "bound",
       "For a recorded access log: the bytes any spill policy must move across each tier boundary (lower "
       "bound) and what a feasible offline schedule moves (upper bound), beside what the run moved");
-  c->add_option("log", a.log, "the access log (SPILLWAY_RECORD=FILE)")->required();
+  c->add_option("log", a.log, "the access log a recording pool wrote (docs/record-format.md)")->required();
   c->add_option("--device", a.device, "device budget (default: the one the log was recorded with)");
   c->add_option("--host", a.host, "host budget (default: the one the log was recorded with)");
   c->add_flag("--json", a.json, "print JSON instead of the table");
@@ -174,6 +177,8 @@ CLI::App* add_bound_command(CLI::App& app, BoundArgs& a) {
 }
 
 int run_bound_command(const BoundArgs& a) {
+  // Before reading what may be a large log.
+  if (!a.svg.empty() && !a.curve) throw std::invalid_argument("--svg draws the curve: add --curve");
   const record::AccessLog log = record::read_access_log(a.log);
   return report_bounds(log, a, std::cout);
 }

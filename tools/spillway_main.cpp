@@ -7,6 +7,7 @@
 //   demo            spills a working set through all three tiers and prints what moved
 //   info            prints the configuration a Pool would get here (from SPILLWAY_*)
 //   top             watches a running pool's live stats from another process
+//   bound           the bytes any policy must move for a recorded access log (docs/bound.md)
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <random>
 #include <vector>
 
+#include "bound_cmd.hpp"
 #include "report.hpp"
 #include "session_growth_cmd.hpp"
 #include "stress_cmd.hpp"
@@ -140,10 +142,13 @@ int main(int argc, char** argv) {
   auto* top_cmd = spillway::tools::add_top_command(app, top);
   spillway::tools::StressArgs stress;
   auto* stress_cmd = spillway::tools::add_stress_command(app, stress);
+  spillway::tools::BoundArgs bound;
+  auto* bound_cmd = spillway::tools::add_bound_command(app, bound);
   CLI11_PARSE(app, argc, argv);
   try {
     if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
     if (report_cmd->parsed()) return spillway::tools::run_report_command(report);
+    if (bound_cmd->parsed()) return spillway::tools::run_bound_command(bound);
     if (stress_cmd->parsed()) return spillway::tools::run_stress_command(stress);
     if (demo->parsed()) {
       return run_demo(parse_byte_size(device, "--device"), parse_byte_size(host, "--host"), count,

@@ -75,6 +75,9 @@ CLI::App* add_replay_command(CLI::App& app, ReplayArgs& a) {
                 "replay threads: recorded thread t runs on thread t % N, events on one buffer in log order")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1024u));
+  c->add_flag("--settle", a.settle,
+              "wait for the pool to be idle after each allocation, pin, prefetch and eviction, so that "
+              "prefetches do not race the next events (repeatable numbers; one thread only)");
   c->add_flag("--json", a.json, "print the result as JSON");
   return c;
 }
@@ -87,6 +90,7 @@ int run_replay_command(const ReplayArgs& a) {
   ro.disk_dir = a.disk_dir;
   if (!a.policy.empty()) ro.policy = offline::parse_policy_name(a.policy);
   ro.threads = a.threads;
+  ro.settle = a.settle;
   if (log.totals && log.totals->dropped > 0) {
     std::fprintf(stderr, "spillway replay: warning: the recorder dropped %llu events; the log is incomplete\n",
                  static_cast<unsigned long long>(log.totals->dropped));

@@ -18,6 +18,7 @@ struct ReplayArgs {
   std::string disk_dir;
   std::string policy;  // empty: the recorded policy
   unsigned threads = 1;
+  bool settle = false;
   bool json = false;
 };
 

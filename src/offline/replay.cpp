@@ -370,6 +370,10 @@ class Replayer {
         case EventKind::Marker:
           break;
       }
+      if (settle_ && (e.kind == EventKind::Allocate || e.kind == EventKind::Pin ||
+                      e.kind == EventKind::Prefetch || e.kind == EventKind::Evict)) {
+        pool_.quiesce();
+      }
     } catch (const ReplayError&) {
       throw;
     } catch (const std::exception& x) {
@@ -412,6 +416,7 @@ class Replayer {
   const ReplayOptions& ro_;
   Plan plan_;
   Pool& pool_;
+  const bool settle_ = ro_.settle && ro_.threads == 1;
   std::vector<Slot> slots_;
   std::vector<std::atomic<std::uint8_t>> done_;  // threaded replay: event i has been performed
   std::mutex mu_;

@@ -75,6 +75,15 @@ struct ReplayOptions {
   // The longest such a wait may last before the replay fails, naming both
   // events (the other thread is stuck or failed).
   std::chrono::milliseconds sequencing_timeout{60000};
+  // Waits for the pool to be idle (Pool::quiesce: no move in flight, the
+  // proactive spiller done) after every event that may start background
+  // work: an allocation, a pin, a prefetch, an eviction. The pool's
+  // background work (proactive spilling between the watermarks, prefetches
+  // on the IO workers) otherwise races the next events, and two replays of
+  // one log can move different bytes; settled, they move the same. It does
+  // not make a replay match a recorded run that did not wait (see
+  // docs/replay.md). Ignored with threads > 1 (the threads race anyway).
+  bool settle = false;
   // How long a pin or allocation may wait for room (PoolOptions::pressure_wait).
   std::chrono::milliseconds pressure_wait{2000};
   // Test seam: called with each pin's bytes after they were verified (and,

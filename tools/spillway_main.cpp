@@ -8,6 +8,7 @@
 //   info            prints the configuration a Pool would get here (from SPILLWAY_*)
 //   top             watches a running pool's live stats from another process
 //   bound           the bytes any policy must move for a recorded access log (docs/bound.md)
+//   replay          drives a real pool through a recorded access log, payloads verified
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "bound_cmd.hpp"
+#include "replay_cmd.hpp"
 #include "report.hpp"
 #include "session_growth_cmd.hpp"
 #include "stress_cmd.hpp"
@@ -144,12 +146,15 @@ int main(int argc, char** argv) {
   auto* stress_cmd = spillway::tools::add_stress_command(app, stress);
   spillway::tools::BoundArgs bound;
   auto* bound_cmd = spillway::tools::add_bound_command(app, bound);
+  spillway::tools::ReplayArgs replay;
+  auto* replay_cmd = spillway::tools::add_replay_command(app, replay);
   CLI11_PARSE(app, argc, argv);
   try {
     if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
     if (report_cmd->parsed()) return spillway::tools::run_report_command(report);
     if (bound_cmd->parsed()) return spillway::tools::run_bound_command(bound);
     if (stress_cmd->parsed()) return spillway::tools::run_stress_command(stress);
+    if (replay_cmd->parsed()) return spillway::tools::run_replay_command(replay);
     if (demo->parsed()) {
       return run_demo(parse_byte_size(device, "--device"), parse_byte_size(host, "--host"), count,
                       parse_byte_size(size, "--size"));

@@ -7,6 +7,7 @@
 //   demo            spills a working set through all three tiers and prints what moved
 //   info            prints the configuration a Pool would get here (from SPILLWAY_*)
 //   top             watches a running pool's live stats from another process
+//   record          runs a program with SPILLWAY_RECORD set and summarises its access log
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <random>
 #include <vector>
 
+#include "record_cmd.hpp"
 #include "report.hpp"
 #include "session_growth_cmd.hpp"
 #include "stress_cmd.hpp"
@@ -140,11 +142,14 @@ int main(int argc, char** argv) {
   auto* top_cmd = spillway::tools::add_top_command(app, top);
   spillway::tools::StressArgs stress;
   auto* stress_cmd = spillway::tools::add_stress_command(app, stress);
+  spillway::tools::RecordArgs record;
+  auto* record_cmd = spillway::tools::add_record_command(app, record);
   CLI11_PARSE(app, argc, argv);
   try {
     if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
     if (report_cmd->parsed()) return spillway::tools::run_report_command(report);
     if (stress_cmd->parsed()) return spillway::tools::run_stress_command(stress);
+    if (record_cmd->parsed()) return spillway::tools::run_record_command(record);
     if (demo->parsed()) {
       return run_demo(parse_byte_size(device, "--device"), parse_byte_size(host, "--host"), count,
                       parse_byte_size(size, "--size"));

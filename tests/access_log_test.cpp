@@ -3,6 +3,8 @@
 // input, and what a recording pool writes (src/record/access_recorder.hpp).
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -444,6 +446,56 @@ TEST(AccessRecording, AFullDiskStopsTheRecordingAndSaysSoInTheFooter) {
   o.record_file = "/dev/full";
   if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full here";
   EXPECT_THROW(Pool pool(o), IoError);
+}
+
+TEST(AccessRecording, AWriteErrorMidRunStopsTheRecordingAndTheProgramGoesOn) {
+  // RLIMIT_FSIZE makes writes past 200 KiB fail (EFBIG; SIGXFSZ ignored):
+  // the log's fourth 64 KiB block cannot be written. The pool keeps
+  // working; the log keeps its whole blocks and its footer says why it
+  // stopped and how many events it could not keep.
+  ScratchDir dir;
+  PoolOptions o = recording_options(dir, "full.swlog");
+  o.disk.enabled = false;
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  struct sigaction ignore {}, old_action {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
+  struct rlimit small = old;
+  small.rlim_cur = 200 << 10;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  constexpr std::uint64_t kRounds = 30000;  // 90 000 events, some 500 KiB of log
+  ::testing::internal::CaptureStderr();
+  {
+    Pool pool(o);
+    Buffer b = pool.allocate(4096, Tier::Host);
+    for (std::uint64_t i = 0; i < kRounds; ++i) {
+      Pin p = b.pin(Tier::Host, Access::ReadWrite);
+      p.as<std::uint64_t>()[0] = i;
+      b.hint_next_use(i + 1);
+    }
+    Pin p = b.pin(Tier::Host, Access::Read);
+    EXPECT_EQ(p.as<std::uint64_t>()[0], kRounds - 1) << "the pool works on after the log stopped";
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old), 0);
+  ASSERT_EQ(::sigaction(SIGXFSZ, &old_action, nullptr), 0);
+  EXPECT_NE(err.find("recording to " + o.record_file + " stopped"), std::string::npos) << err;
+  EXPECT_EQ(err.find("stopped", err.find("stopped") + 1), std::string::npos) << "said once: " << err;
+  const AccessLog log = record::read_access_log(o.record_file);
+  ASSERT_TRUE(log.totals.has_value()) << "the footer fits under the limit";
+  const std::uint64_t all = 1 + 3 * kRounds + 3;  // allocate, 3 per round, pin + unpin + free at the end
+  EXPECT_GT(log.totals->dropped, 0u);
+  EXPECT_EQ(log.totals->events, log.events.size());
+  EXPECT_EQ(log.totals->events + log.totals->dropped, all) << "every event is either kept or counted";
+  EXPECT_NE(log.totals->stop_reason.find("File too large"), std::string::npos) << log.totals->stop_reason;
+  // What was kept is the run's beginning, in order.
+  ASSERT_GT(log.events.size(), 1000u);
+  EXPECT_EQ(log.events[0].kind, EventKind::Allocate);
+  for (std::size_t i = 1; i < log.events.size(); ++i) {
+    const EventKind expect[3] = {EventKind::Pin, EventKind::Hint, EventKind::Unpin};
+    ASSERT_EQ(log.events[i].kind, expect[(i - 1) % 3]) << "event " << i;
+  }
 }
 
 TEST(AccessRecording, ClearSessionLeavesAMarker) {

@@ -169,7 +169,11 @@ void BM_Mlp(benchmark::State& state, int mode) {
   const std::size_t budget = mode == 0 ? std::size_t{256} << 20 : fitting_peak() / 3;
   std::string log;
   if (mode == 3) {
-    log = (std::filesystem::temp_directory_path() / ("spillway-graph-bench-" + std::to_string(::getpid()) + ".swlog"))
+    // A name of its own per run: a second pool recording to one path in a
+    // process would write path.1.
+    static int runs = 0;
+    log = (std::filesystem::temp_directory_path() /
+           ("spillway-graph-bench-" + std::to_string(::getpid()) + "-" + std::to_string(runs++) + ".swlog"))
               .string();
   }
   Mlp m = make_mlp(budget, mode >= 2 ? EvictionPolicy::Lookahead : EvictionPolicy::Lru, log);

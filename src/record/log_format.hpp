@@ -36,6 +36,7 @@ inline constexpr std::uint32_t kVersion = 1;
 inline constexpr std::size_t kHeaderFixedBytes = 64;
 inline constexpr std::size_t kHeaderMinBytes = kHeaderFixedBytes + 2 + 8;
 inline constexpr std::size_t kMaxProgramBytes = 4096;  // longer names are cut (never a bigger field)
+inline constexpr std::size_t kMaxReasonBytes = 4096;   // the footer's stop reason, likewise
 
 enum class BlockType : std::uint8_t {
   Events = 1,   // count events

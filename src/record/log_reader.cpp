@@ -104,6 +104,13 @@ std::size_t decode_header(std::span<const std::byte> bytes, AccessLog& log) {
   const std::uint64_t high = h.fixed(8), low = h.fixed(8);
   std::memcpy(&o.high_watermark, &high, 8);
   std::memcpy(&o.low_watermark, &low, 8);
+  // NaN fails both comparisons.
+  if (!(o.high_watermark >= 0.0 && o.high_watermark <= 1.0)) {
+    throw LogFormatError(40, "the high watermark " + std::to_string(o.high_watermark) + " is not in [0, 1]");
+  }
+  if (!(o.low_watermark >= 0.0 && o.low_watermark <= 1.0)) {
+    throw LogFormatError(48, "the low watermark " + std::to_string(o.low_watermark) + " is not in [0, 1]");
+  }
   o.io_threads = static_cast<unsigned>(h.fixed(4));
   const std::size_t flags_at = h.pos();
   const std::uint64_t disk = h.fixed(1), policy = h.fixed(1), compression = h.fixed(1);
@@ -118,7 +125,13 @@ std::size_t decode_header(std::span<const std::byte> bytes, AccessLog& log) {
   o.policy = static_cast<EvictionPolicy>(policy);
   o.compression = static_cast<Compression>(compression);
   o.device_backend = h.text(static_cast<std::size_t>(h.fixed(1)));
-  log.program = h.text(static_cast<std::size_t>(h.fixed(2)));
+  const std::size_t program_at = h.pos();
+  const auto program_bytes = static_cast<std::size_t>(h.fixed(2));
+  if (program_bytes > format::kMaxProgramBytes) {
+    throw LogFormatError(program_at, "the program name's length " + std::to_string(program_bytes) +
+                                         " is over the format's limit of " + std::to_string(format::kMaxProgramBytes));
+  }
+  log.program = h.text(program_bytes);
   if (!h.done()) {
     throw LogFormatError(h.pos(), "the header says it is " + std::to_string(header_bytes) + " bytes, its fields end " +
                                       std::to_string(h.left()) + " bytes before that");
@@ -182,7 +195,13 @@ RecordedTotals decode_footer(Cursor& c) {
   }
   t.events = c.fixed(8);
   t.dropped = c.fixed(8);
-  t.stop_reason = c.text(static_cast<std::size_t>(c.fixed(2)));
+  const std::size_t reason_at = c.pos();
+  const auto reason_bytes = static_cast<std::size_t>(c.fixed(2));
+  if (reason_bytes > format::kMaxReasonBytes) {
+    throw LogFormatError(reason_at, "the stop reason's length " + std::to_string(reason_bytes) +
+                                        " is over the format's limit of " + std::to_string(format::kMaxReasonBytes));
+  }
+  t.stop_reason = c.text(reason_bytes);
   if (!c.done()) throw LogFormatError(c.pos(), "the footer has " + std::to_string(c.left()) + " bytes too many");
   return t;
 }

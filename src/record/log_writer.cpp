@@ -84,7 +84,7 @@ std::vector<std::byte> encode_footer(const RecordedTotals& t) {
   }
   put_u64(out, t.events);
   put_u64(out, t.dropped);
-  const std::string reason = t.stop_reason.substr(0, 4096);
+  const std::string reason = t.stop_reason.substr(0, kMaxReasonBytes);
   put_u16(out, static_cast<std::uint16_t>(reason.size()));
   for (char c : reason) out.push_back(static_cast<std::byte>(c));
   return out;

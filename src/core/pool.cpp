@@ -20,11 +20,14 @@ namespace {
 // before it takes effect (unpin, free), so that a thread the handle moves to
 // logs its use after the first thread's in time.
 using record::EventKind;
+// Out of line and cold: the pin path keeps only the load and the branch.
+[[gnu::noinline, gnu::cold]] void log_event(record::AccessRecorder* rec, EventKind kind, std::uint64_t buffer,
+                                            Tier tier, Access access, std::uint64_t value) {
+  rec->record(kind, buffer, tier, access, value);
+}
 inline void log_access(detail::PoolCore* core, EventKind kind, std::uint64_t buffer, Tier tier, Access access,
                        std::uint64_t value = 0) {
-  if (record::AccessRecorder* rec = core->access_recorder()) [[unlikely]] {
-    rec->record(kind, buffer, tier, access, value);
-  }
+  if (record::AccessRecorder* rec = core->access_recorder()) [[unlikely]] log_event(rec, kind, buffer, tier, access, value);
 }
 }  // namespace
 

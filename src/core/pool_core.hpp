@@ -579,6 +579,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // ---- read by the fast path ----
   std::atomic<std::uint8_t> fast_mode_{kFast};
+  std::atomic<record::AccessRecorder*> access_log_{nullptr};  // nullptr: not recording (or finished)
   std::atomic<bool> closed_{false};
   std::atomic<int> waiters_{0};  // threads waiting for a pin to end or a move to commit
   std::atomic<std::uint64_t> next_id_{1};
@@ -639,9 +640,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::shared_ptr<instrument::ChromeTraceSink> trace_file_;
 
   // The access log (src/record/access_recorder.hpp): owned here, published
-  // in access_log_ while the pool records (nullptr once finished).
+  // in access_log_ (beside fast_mode_) while the pool records.
   std::unique_ptr<record::AccessRecorder> access_recorder_;
-  std::atomic<record::AccessRecorder*> access_log_{nullptr};
 };
 
 }  // namespace spillway::detail

@@ -14,6 +14,12 @@
 //                                            step's device peak, LRU
 //                                  lookahead the same budget, Lookahead
 //                                            eviction (next-use hints)
+//                                  lookahead/recorded  the same, the pool
+//                                            recording its access log to a
+//                                            temporary file (docs/record-
+//                                            format.md): its time beside
+//                                            lookahead's is the recording's
+//                                            overhead; counter log_bytes_per_step
 //                                Counter vs_fits = fits time / this time.
 //   graph/branches/threads/<n>   4 independent compute-bound branches (a
 //                                chain of 4 MatMuls of 256 x 256 each) summed
@@ -37,7 +43,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <filesystem>
 #include <random>
+#include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "spillway/graph/graph.hpp"
@@ -49,8 +58,9 @@ namespace {
 using namespace spillway;
 using namespace spillway::graph;
 
-PoolOptions bench_options(std::size_t device, EvictionPolicy policy) {
+PoolOptions bench_options(std::size_t device, EvictionPolicy policy, const std::string& record_file = {}) {
   PoolOptions o;
+  o.record_file = record_file;
   o.device.backend = DeviceBackend::Simulated;
   o.device.capacity_bytes = device;
   o.host.capacity_bytes = std::size_t{1} << 30;
@@ -90,9 +100,9 @@ struct Mlp {
 // 3 x 256 KiB) fit in a third of the step's peak.
 constexpr int kBatch = 128, kWidth = 256, kLayers = 4;
 
-Mlp make_mlp(std::size_t device, EvictionPolicy policy) {
+Mlp make_mlp(std::size_t device, EvictionPolicy policy, const std::string& record_file = {}) {
   Mlp m;
-  m.pool = std::make_unique<Pool>(bench_options(device, policy));
+  m.pool = std::make_unique<Pool>(bench_options(device, policy, record_file));
   m.s = std::make_unique<Session>(*m.pool);
   Session& s = *m.s;
   std::mt19937_64 rng(7);
@@ -154,9 +164,19 @@ double fitting_step_seconds() {
   return secs;
 }
 
+// mode: 0 fits, 1 lru, 2 lookahead, 3 lookahead recorded.
 void BM_Mlp(benchmark::State& state, int mode) {
   const std::size_t budget = mode == 0 ? std::size_t{256} << 20 : fitting_peak() / 3;
-  Mlp m = make_mlp(budget, mode == 2 ? EvictionPolicy::Lookahead : EvictionPolicy::Lru);
+  std::string log;
+  if (mode == 3) {
+    // A name of its own per run: a second pool recording to one path in a
+    // process would write path.1.
+    static int runs = 0;
+    log = (std::filesystem::temp_directory_path() /
+           ("spillway-graph-bench-" + std::to_string(::getpid()) + "-" + std::to_string(runs++) + ".swlog"))
+              .string();
+  }
+  Mlp m = make_mlp(budget, mode >= 2 ? EvictionPolicy::Lookahead : EvictionPolicy::Lru, log);
   step_seconds(m, 2);  // plan, warm
   const PoolStats before = m.pool->stats();
   for (auto _ : state) {
@@ -175,6 +195,13 @@ void BM_Mlp(benchmark::State& state, int mode) {
       static_cast<double>(moved) / (1 << 20) / static_cast<double>(state.iterations());
   state.counters["fits_ms"] = fitting_step_seconds() * 1e3;
   state.counters["inter_op_threads"] = m.s->inter_op_threads();
+  if (!log.empty()) {
+    const double steps = static_cast<double>(state.iterations()) + 2;
+    m.s.reset();
+    m.pool.reset();  // writes the footer
+    state.counters["log_bytes_per_step"] = static_cast<double>(std::filesystem::file_size(log)) / steps;
+    std::filesystem::remove(log);
+  }
 }
 
 // Four independent branches; their sum is fetched.
@@ -253,6 +280,10 @@ BENCHMARK(BM_Dispatch)->Name("graph/dispatch/chain")->Arg(1)->Arg(100)->Unit(ben
 BENCHMARK_CAPTURE(BM_Mlp, fits, 0)->Name("graph/mlp/fits")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Mlp, lru, 1)->Name("graph/mlp/lru")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Mlp, lookahead, 2)->Name("graph/mlp/lookahead")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Mlp, lookahead_recorded, 3)
+    ->Name("graph/mlp/lookahead/recorded")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_Branches)->Name("graph/branches/threads")->Arg(2)->Iterations(5)->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_SessionGrowth, leaky, GrowthMode::Leaky)

@@ -21,7 +21,10 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+
+#include <unistd.h>
 
 #include "spillway/spillway.hpp"
 
@@ -132,6 +135,36 @@ void BM_PinUnpinTraced(benchmark::State& state, Tier tier, Access access) {
 }
 void BM_PinUnpinTraced_Host_Read(benchmark::State& s) { BM_PinUnpinTraced(s, Tier::Host, Access::Read); }
 BENCHMARK(BM_PinUnpinTraced_Host_Read)->MinWarmUpTime(0.1);
+
+// ---- with the access log on ----------------------------------------------------
+//
+// The same pin+unpin on a pool that records its access log (PoolOptions::
+// record_file, docs/record-format.md) to a temporary file: each iteration
+// encodes two events into the thread's chunk; (recorded - plain) / 2 is the
+// cost of one logged event, and the plain rows beside it the cost of the
+// branch when recording is off.
+void BM_PinUnpinRecorded(benchmark::State& state, Tier tier, Access access) {
+  static int runs = 0;  // a file of its own per run (a second pool on one path writes path.1)
+  const std::string log = "/tmp/spillway-pin-bench-" + std::to_string(::getpid()) + "-" + std::to_string(runs++) + ".swlog";
+  {
+    spillway::PoolOptions o = pin_options();
+    o.record_file = log;
+    spillway::Pool pool(o);
+    spillway::Buffer b = pool.allocate(4096, tier, "pin_bench");
+    {
+      spillway::Pin p = b.pin(tier, Access::ReadWrite);
+      static_cast<unsigned char*>(p.data())[0] = 1;
+    }
+    for (auto _ : state) {
+      spillway::Pin p = b.pin(tier, access);
+      benchmark::DoNotOptimize(p.data());
+    }
+    state.SetItemsProcessed(state.iterations());
+  }
+  ::unlink(log.c_str());
+}
+void BM_PinUnpinRecorded_Host_Read(benchmark::State& s) { BM_PinUnpinRecorded(s, Tier::Host, Access::Read); }
+BENCHMARK(BM_PinUnpinRecorded_Host_Read)->MinWarmUpTime(0.1);
 
 // ---- baseline -------------------------------------------------------------------
 

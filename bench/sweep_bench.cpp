@@ -11,7 +11,10 @@
 //       the same data in a file, mmap()ed and left to the kernel's paging
 //   sweep_bench spillway --dir D --working-set 1G --budget 256M --block 4M --passes 4
 //       the data in spillway buffers (host tier = budget, the rest on disk),
-//       read with next-use hints (Lookahead) and prefetch of the next blocks
+//       read with next-use hints (Lookahead) and prefetch of the next blocks;
+//       with --record FILE the pool also records its access log there
+//       (docs/record-format.md): the recorded variant, whose time beside the
+//       plain run's is recording's overhead
 //   sweep_bench stream   --dir D --working-set 1G --budget 256M --block 4M --passes 4 --verify 1
 //       a hand-written out-of-core reader, plain POSIX, that knows the order:
 //       the budget holds the first blocks for good and a ring of prefetch + 1
@@ -69,6 +72,7 @@ struct Args {
   int verify = 1;
   std::string policy = "lookahead";
   std::string trace;  // spillway mode: a Perfetto trace of the run, when set
+  std::string record;  // spillway mode: an access log of the run, when set
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -309,6 +313,7 @@ int run_spillway(const Args& a) {
   o.policy = a.policy == "lru" ? EvictionPolicy::Lru : EvictionPolicy::Lookahead;
   o.io_threads = static_cast<unsigned>(a.io_threads);
   o.trace_file = a.trace;
+  o.record_file = a.record;
   Pool pool(o);
   const std::uint64_t n = a.working_set / a.block;
   std::vector<Buffer> bufs;
@@ -349,11 +354,11 @@ int run_spillway(const Args& a) {
   const std::uint64_t fetched = after.move(Tier::Disk, Tier::Host).bytes - before.move(Tier::Disk, Tier::Host).bytes;
   const std::uint64_t spilled = after.move(Tier::Host, Tier::Disk).bytes - before.move(Tier::Host, Tier::Disk).bytes;
   const double timed = static_cast<double>(a.passes - 1);
-  char extra[256];
+  char extra[320];
   std::snprintf(extra, sizeof extra,
-                ",\"policy\":\"%s\",\"prefetch\":%d,\"fetched_per_pass\":%.0f,\"spilled_per_pass\":%.0f,"
+                ",\"recorded\":%s,\"policy\":\"%s\",\"prefetch\":%d,\"fetched_per_pass\":%.0f,\"spilled_per_pass\":%.0f,"
                 "\"stall_s\":%.6f,\"fetch_io_s\":%.6f,\"fetches\":%llu,\"pin_waits\":%llu",
-                a.policy.c_str(), a.prefetch, static_cast<double>(fetched) / timed,
+                a.record.empty() ? "false" : "true", a.policy.c_str(), a.prefetch, static_cast<double>(fetched) / timed,
                 static_cast<double>(spilled) / timed, after.stall_seconds - before.stall_seconds,
                 after.move(Tier::Disk, Tier::Host).seconds - before.move(Tier::Disk, Tier::Host).seconds,
                 static_cast<unsigned long long>(after.move(Tier::Disk, Tier::Host).moves -
@@ -368,7 +373,7 @@ int run_spillway(const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   if (argc < 2) die("usage: sweep_bench disk|mmap|stream|spillway [--dir D] [--working-set B] [--budget B] [--block B] "
-                    "[--passes N] [--prefetch K] [--io-threads N] [--policy lookahead|lru] [--verify 0|1] [--trace FILE]");
+                    "[--passes N] [--prefetch K] [--io-threads N] [--policy lookahead|lru] [--verify 0|1] [--trace FILE] [--record FILE]");
   a.mode = argv[1];
   const char* env_dir = std::getenv("SPILLWAY_SPILL_DIR");
   a.dir = env_dir != nullptr ? env_dir : "/var/tmp";
@@ -387,6 +392,7 @@ int main(int argc, char** argv) {
       else if (k == "--policy") a.policy = v;
       else if (k == "--verify") a.verify = std::stoi(v);
       else if (k == "--trace") a.trace = v;
+      else if (k == "--record") a.record = v;
       else die("unknown option " + k);
     }
     if (a.block == 0 || a.block % 4096 != 0 || a.working_set % a.block != 0) {

@@ -1,7 +1,8 @@
 // fuzz/make_seeds.cpp — writes the seed corpora in fuzz/corpus/: records the
 // real encoder wrote (raw and LZ4, several sizes) in record_decoder's input
-// layout, and typical SPILLWAY_* settings for options_env.
-//   make_seeds DIR   (DIR/record_decoder/, DIR/options_env/)
+// layout, typical SPILLWAY_* settings for options_env, and small access logs
+// (with and without footer, markers, several threads) for access_log.
+//   make_seeds DIR   (DIR/record_decoder/, DIR/options_env/, DIR/access_log/)
 #include <xxhash.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "memory_env.hpp"
+#include "src/record/log_writer.hpp"
 #include "tiers/disk/spill_store.hpp"
 
 namespace {
@@ -85,6 +87,41 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < settings.size(); ++i) {
     save(dir + "/options_env/seed-" + std::to_string(i), std::vector<unsigned char>(settings[i].begin(), settings[i].end()));
   }
-  std::printf("make_seeds: %d records, %zu settings in %s\n", n, settings.size(), dir.c_str());
+  std::filesystem::create_directories(dir + "/access_log");
+  int logs = 0;
+  for (int variant = 0; variant < 4; ++variant) {
+    record::AccessLog log;
+    log.program = "seed";
+    log.options.device_backend = "simulated";
+    log.options.device_bytes = 1 << 20;
+    log.options.host_bytes = 2 << 20;
+    log.options.disk_bytes = kUnlimited;
+    if (variant >= 2) log.markers = {"clear_session"};
+    std::uint64_t t = 0;
+    for (int i = 0; i < 8 * (variant + 1); ++i) {
+      record::Event e;
+      e.kind = static_cast<record::EventKind>(1 + i % 7);
+      e.tier = static_cast<Tier>(i % 3);
+      e.access = i % 2 ? Access::ReadWrite : Access::Read;
+      e.thread = static_cast<std::uint32_t>(i % (variant + 1));
+      e.time_ns = t += 1000 + 37 * static_cast<std::uint64_t>(i);
+      e.buffer = 1 + static_cast<std::uint64_t>(i) / 3;
+      e.value = e.kind == record::EventKind::Allocate ? 4096 : e.kind == record::EventKind::Hint ? 7 : 0;
+      log.events.push_back(e);
+    }
+    if (variant >= 2) log.events.push_back({record::EventKind::Marker, Tier::Host, Access::Read, 0, t + 1, 0, 0});
+    if (variant % 2 == 0) {
+      record::RecordedTotals totals;
+      totals.moves[0][1] = 3;
+      totals.moved_bytes[0][1] = 3 * 4096;
+      totals.events = log.events.size();
+      log.totals = totals;
+    }
+    const std::vector<std::byte> bytes = record::encode_access_log(log, 5);
+    std::vector<unsigned char> raw(bytes.size());
+    std::memcpy(raw.data(), bytes.data(), bytes.size());
+    save(dir + "/access_log/seed-" + std::to_string(logs++), raw);
+  }
+  std::printf("make_seeds: %d records, %zu settings, %d access logs in %s\n", n, settings.size(), logs, dir.c_str());
   return 0;
 }

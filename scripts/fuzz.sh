@@ -3,7 +3,7 @@
 # ASan + UBSan) and runs each for FUZZ_SECONDS (default 30), all at once, on a
 # copy of its seed corpus in fuzz/corpus/. Exits non-zero, keeping the crashing input in
 # build/fuzz/artifacts/, when a target finds a crash, a leak or a timeout.
-#   scripts/fuzz.sh                     # both targets, 30 s each
+#   scripts/fuzz.sh                     # every target, 30 s each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh record_decoder
 # New seeds worth keeping can be merged into fuzz/corpus/ with libFuzzer's
 # -merge=1. The corpora were made by build/fuzz/fuzz/fuzz_make_seeds.
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(record_decoder options_env)
+[[ ${#targets[@]} -gt 0 ]] || targets=(record_decoder options_env access_log)
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is needed (scripts/setup.sh installs clang)" >&2; exit 1; }
 cmake --preset fuzz >/dev/null
 cmake --build build/fuzz

@@ -9,6 +9,7 @@
 //   top             watches a running pool's live stats from another process
 //   bound           the bytes any policy must move for a recorded access log (docs/bound.md)
 //   replay          drives a real pool through a recorded access log, payloads verified
+//   record          runs a program with SPILLWAY_RECORD set and summarises its access log
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -20,6 +21,7 @@
 
 #include "bound_cmd.hpp"
 #include "replay_cmd.hpp"
+#include "record_cmd.hpp"
 #include "report.hpp"
 #include "session_growth_cmd.hpp"
 #include "stress_cmd.hpp"
@@ -148,6 +150,8 @@ int main(int argc, char** argv) {
   auto* bound_cmd = spillway::tools::add_bound_command(app, bound);
   spillway::tools::ReplayArgs replay;
   auto* replay_cmd = spillway::tools::add_replay_command(app, replay);
+  spillway::tools::RecordArgs record;
+  auto* record_cmd = spillway::tools::add_record_command(app, record);
   CLI11_PARSE(app, argc, argv);
   try {
     if (growth_cmd->parsed()) return spillway::tools::run_session_growth_command(growth);
@@ -155,6 +159,7 @@ int main(int argc, char** argv) {
     if (bound_cmd->parsed()) return spillway::tools::run_bound_command(bound);
     if (stress_cmd->parsed()) return spillway::tools::run_stress_command(stress);
     if (replay_cmd->parsed()) return spillway::tools::run_replay_command(replay);
+    if (record_cmd->parsed()) return spillway::tools::run_record_command(record);
     if (demo->parsed()) {
       return run_demo(parse_byte_size(device, "--device"), parse_byte_size(host, "--host"), count,
                       parse_byte_size(size, "--size"));

@@ -157,6 +157,19 @@ struct PoolOptions {
   // processes that died are removed when a pool with live stats starts.
   bool live_stats = false;
   std::chrono::milliseconds live_stats_interval{500};
+  // When set, the pool records an access log of its whole life to this
+  // file: every allocate, free, pin, unpin, hint, prefetch and explicit
+  // evict, with the calling thread and the time, and Pool::record_marker's
+  // markers; the footer written when the pool is destroyed holds what the
+  // pool moved. `spillway record` reads it; `spillway replay` and `spillway
+  // bound` use it (docs/record-format.md). Empty: $SPILLWAY_RECORD when it
+  // is set, else no log. A second pool of the same process recording to the
+  // same path writes path.1, a third path.2, and so on. A path that cannot
+  // be created makes the Pool constructor throw IoError. Recording costs
+  // each call a few tens of nanoseconds and never blocks on the file (a
+  // background thread writes it); see the file's docs for what happens when
+  // the disk fills.
+  std::string record_file;
 
   // Reads SPILLWAY_DEVICE_BYTES, SPILLWAY_DEVICE_BACKEND, SPILLWAY_HOST_BYTES,
   // SPILLWAY_HOST_PINNED, SPILLWAY_DISK, SPILLWAY_DISK_DIR, SPILLWAY_DISK_BYTES,
@@ -165,7 +178,7 @@ struct PoolOptions {
   // SPILLWAY_IO_TIMEOUT_MS, SPILLWAY_STAGING_BUFFER_BYTES, SPILLWAY_STAGING_BUFFERS,
   // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS, SPILLWAY_TRACE,
   // SPILLWAY_TRACE_MAX_EVENTS, SPILLWAY_TRACE_KEEP (first|last), SPILLWAY_LIVE_STATS,
-  // SPILLWAY_LIVE_STATS_INTERVAL_MS over the defaults (or over `base`).
+  // SPILLWAY_LIVE_STATS_INTERVAL_MS, SPILLWAY_RECORD over the defaults (or over `base`).
   static PoolOptions from_env();
   static PoolOptions from_env(PoolOptions base);
   // Throws std::invalid_argument naming the first field that is out of range.

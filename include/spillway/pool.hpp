@@ -208,6 +208,11 @@ class Pool {
   // each node this way — as NodeBegin/NodeEnd events on the calling thread
   // (steady-clock nanoseconds). Nothing when the recorder is off.
   void record_span(std::string_view name, std::uint64_t start_ns, std::uint64_t duration_ns);
+  // Puts a marker named `name` in the access log ("clear_session" when a
+  // graph Session clears), on the calling thread, between the calls that
+  // thread made before and after it. Nothing when the pool does not record
+  // (PoolOptions::record_file).
+  void record_marker(std::string_view name);
   const PoolOptions& options() const;
   bool tier_enabled(Tier t) const;
   // "simulated", "cuda" or "none".

@@ -77,7 +77,7 @@ struct Field {
 };
 
 // The keywords, grouped as PoolOptions is: device, host, disk, then the pool.
-const std::array<Field, 26> kFields{{
+const std::array<Field, 27> kFields{{
     {"device_bytes",
      [](PoolOptions& o, py::handle v, Applying&) {
        if (py::isinstance<py::str>(v) && v.cast<std::string>() == "auto") {
@@ -190,6 +190,9 @@ const std::array<Field, 26> kFields{{
        o.live_stats_interval = duration_argument(v, kCall, "live_stats_interval");
      },
      [](const PoolOptions& o) { return seconds_value(o.live_stats_interval); }},
+    {"record_file",
+     [](PoolOptions& o, py::handle v, Applying&) { o.record_file = path_argument(v, kCall, "record_file"); },
+     [](const PoolOptions& o) { return path_value(o.record_file); }},
 }};
 
 const Field* find_field(const std::string& name) {

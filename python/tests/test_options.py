@@ -105,7 +105,7 @@ def test_every_keyword_reaches_its_field(make_pool, name, value, expected):
 
 
 def test_the_keyword_list_is_complete():
-    tested = {n for n, _, _ in NON_DEFAULTS} | {"disk_dir", "metrics_file", "trace_file"}
+    tested = {n for n, _, _ in NON_DEFAULTS} | {"disk_dir", "metrics_file", "trace_file", "record_file"}
     assert tested == set(spillway.option_names())
 
 
@@ -114,7 +114,8 @@ def test_path_keywords_take_effect(tmp_path):
     trace = tmp_path / "trace.json"
     spill_parent = tmp_path / "spill"
     spill_parent.mkdir()
-    options = {"disk_dir": spill_parent, "metrics_file": metrics, "trace_file": str(trace)}
+    record = tmp_path / "pool.swlog"
+    options = {"disk_dir": spill_parent, "metrics_file": metrics, "trace_file": str(trace), "record_file": record}
     with spillway.Pool(host_bytes="1M", **options) as pool:
         assert pool.options["disk_dir"] == str(spill_parent)
         assert pool.spill_directory.startswith(str(spill_parent))
@@ -122,6 +123,7 @@ def test_path_keywords_take_effect(tmp_path):
         pool.allocate(4096).free()
     assert "spillway_pins_total" in metrics.read_text()
     assert json.loads(trace.read_text())["traceEvents"]
+    assert record.read_bytes().startswith(b"SPWYALOG")
 
 
 def test_live_stats_publishes_a_segment(make_pool):

@@ -173,6 +173,7 @@ PoolOptions PoolOptions::from_env(PoolOptions o) {
   }
   if (const char* v = env("SPILLWAY_METRICS_FILE")) o.metrics_file = v;
   if (const char* v = env("SPILLWAY_TRACE")) o.trace_file = v;
+  if (const char* v = env("SPILLWAY_RECORD")) o.record_file = v;
   if (const char* v = env("SPILLWAY_TRACE_MAX_EVENTS")) {
     o.trace_max_events = static_cast<std::size_t>(parse_count(v, "SPILLWAY_TRACE_MAX_EVENTS"));
   }

@@ -2,7 +2,9 @@
 // helpers, tracing and small queries. See pool_core.hpp for the file map.
 #include "pool_core.hpp"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -141,6 +143,7 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
           options_.trace_keep_last ? instrument::ChromeTraceSink::Keep::Last : instrument::ChromeTraceSink::Keep::First);
       set_trace(trace_file_);
     }
+    start_recording();
   } catch (...) {
     live_.reset();
     metrics_.reset();
@@ -160,7 +163,9 @@ PoolCore::~PoolCore() {
 }
 
 void PoolCore::release_pool(std::shared_ptr<PoolCore> core) {
+  core->access_log_.store(nullptr, std::memory_order_relaxed);  // the pool's last event is behind us
   core->shutdown();
+  core->finish_recording();
   Lock lk(core->mu_);
   core->pool_released_ = true;
   if (core->live_handles() > 0) core->self_ = core;
@@ -247,6 +252,44 @@ void PoolCore::shutdown() {
     });
   }
   deferred_release_.clear();
+}
+
+void PoolCore::start_recording() {
+  std::string path = options_.record_file;
+  if (path.empty()) {
+    const char* v = std::getenv("SPILLWAY_RECORD");
+    if (v != nullptr) path = v;
+  }
+  if (path.empty()) return;
+  record::RecordedOptions o;
+  o.device_bytes = tier_capacity(Tier::Device);
+  o.host_bytes = tier_capacity(Tier::Host);
+  o.disk_enabled = store_ != nullptr;
+  o.disk_bytes = store_ ? store_->capacity() : 0;
+  o.device_backend = std::string(device_backend_name());
+  o.policy = options_.policy;
+  o.high_watermark = options_.high_watermark;
+  o.low_watermark = options_.low_watermark;
+  o.compression = options_.disk.compression;
+  o.io_threads = options_.io_threads;
+  access_recorder_ = std::make_unique<record::AccessRecorder>(record::AccessRecorder::claim_path(path),
+                                                              program_invocation_name, o, options_.io_timeout);
+  access_log_.store(access_recorder_.get(), std::memory_order_relaxed);
+}
+
+void PoolCore::finish_recording() {
+  access_log_.store(nullptr, std::memory_order_relaxed);
+  if (!access_recorder_) return;
+  const PoolStats s = stats();
+  record::RecordedTotals totals;
+  for (int from = 0; from < kTierCount; ++from) {
+    for (int to = 0; to < kTierCount; ++to) {
+      const MoveStats& m = s.move(static_cast<Tier>(from), static_cast<Tier>(to));
+      totals.moved_bytes[from][to] = m.bytes;
+      totals.moves[from][to] = m.moves;
+    }
+  }
+  access_recorder_->finish(totals);
 }
 
 void PoolCore::check_open() const {

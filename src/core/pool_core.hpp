@@ -49,6 +49,7 @@
 #include "spillway/stats.hpp"
 #include "spillway/trace.hpp"
 #include "src/instrument/recorder.hpp"
+#include "src/record/access_recorder.hpp"
 #include "thread_shard.hpp"
 #include "tiers/device/memory_arena.hpp"
 #include "tiers/disk/spill_store.hpp"
@@ -108,7 +109,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // Stops the workers, frees all storage and detaches every record.
   void shutdown() SPILLWAY_EXCLUDES(mu_);
-  // The Pool is gone (after shutdown): the core lives on while Buffers do.
+  // The Pool is gone: the access log (if any) is finished after shutdown,
+  // with the pool's final move counters in its footer, and the core lives
+  // on while Buffers do.
   // Buffers hold a plain pointer to the core and count themselves in their
   // thread's shard, so that making and dropping one writes no reference
   // count shared by every thread; the last Buffer freed lets the core go.
@@ -206,8 +209,17 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const std::string& device_backend_reason() const { return backend_reason_; }
   std::string_view host_memory_kind() const;
   std::string spill_directory() const;
+  // The access recorder while the pool records (PoolOptions::record_file or
+  // SPILLWAY_RECORD), else nullptr. A relaxed load: the public calls in
+  // pool.cpp pay this and one predictable branch when recording is off.
+  record::AccessRecorder* access_recorder() const { return access_log_.load(std::memory_order_relaxed); }
 
  private:
+  // Starts recording when record_file or SPILLWAY_RECORD names a file.
+  void start_recording();
+  // Stops recording and writes the footer (after shutdown, so that every
+  // move is counted).
+  void finish_recording();
   using Lock = MutexLock;
   using Clock = std::chrono::steady_clock;
   // fast_mode_: whether pins, unpins, allocations and frees may skip mu_.
@@ -574,6 +586,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // ---- read by the fast path ----
   std::atomic<std::uint8_t> fast_mode_{kFast};
+  std::atomic<record::AccessRecorder*> access_log_{nullptr};  // nullptr: not recording (or finished)
   std::atomic<bool> closed_{false};
   std::atomic<int> waiters_{0};  // threads waiting for a pin to end or a move to commit
   std::atomic<std::uint64_t> next_id_{1};
@@ -632,6 +645,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::unique_ptr<instrument::Recorder> recorder_ SPILLWAY_GUARDED_BY(mu_);
   std::atomic<bool> tracing_{false};
   std::shared_ptr<instrument::ChromeTraceSink> trace_file_;
+
+  // The access log (src/record/access_recorder.hpp): owned here, published
+  // in access_log_ (beside fast_mode_) while the pool records.
+  std::unique_ptr<record::AccessRecorder> access_recorder_;
 };
 
 }  // namespace spillway::detail

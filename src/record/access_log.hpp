@@ -69,6 +69,9 @@ struct RecordedTotals {
   std::uint64_t moves[3][3] = {};
   std::uint64_t events = 0;   // events written (a check against truncation)
   std::uint64_t dropped = 0;  // events the writer could not keep up with (0 in a complete log)
+  // Why the recording stopped before the pool ended (a write error, a
+  // writer that fell behind for longer than io_timeout); "" when it did not.
+  std::string stop_reason;
   bool operator==(const RecordedTotals&) const = default;
 };
 

@@ -13,6 +13,9 @@
 #include "plot.hpp"
 #include "session_growth_cmd.hpp"
 #include "spillway/errors.hpp"
+#include "src/offline/scorecard.hpp"
+#include "src/record/log_format.hpp"
+#include "src/record/log_reader.hpp"
 
 namespace spillway::tools {
 
@@ -361,9 +364,11 @@ std::vector<std::string> draw_trace_pictures(const json& doc, const std::string&
 CLI::App* add_report_command(CLI::App& app, ReportArgs& a) {
   auto* c = app.add_subcommand(
       "report",
-      "Summarize a recorded trace (tiers, moves, thrash, stalls; occupancy and bandwidth pictures) "
-      "or a session-growth CSV (step-time table and picture)");
-  c->add_option("file", a.input, "trace JSON (SPILLWAY_TRACE, --trace) or session_growth.csv")
+      "Summarize a recorded trace (tiers, moves, thrash, stalls; occupancy and bandwidth pictures), "
+      "a session-growth CSV (step-time table and picture), or an access log (what the run and each "
+      "policy moved against the offline bounds)");
+  c->add_option("file", a.input,
+                "trace JSON (SPILLWAY_TRACE, --trace), session_growth.csv, or an access log (SPILLWAY_RECORD)")
       ->required()
       ->check(CLI::ExistingFile);
   c->add_option("--out", a.out, "directory for the pictures (default: FILE without extension + -report)");
@@ -372,6 +377,28 @@ CLI::App* add_report_command(CLI::App& app, ReportArgs& a) {
 }
 
 namespace {
+
+// Whether the file starts with the access log's magic (docs/record-format.md).
+bool is_access_log(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[sizeof record::format::kMagic] = {};
+  return in.read(magic, sizeof magic) && std::equal(std::begin(magic), std::end(magic), std::begin(record::format::kMagic));
+}
+
+// An access log: the recorded run's bytes moved per boundary, each policy's
+// on a replay at the recorded budgets, and the offline bounds.
+int report_access_log(const ReportArgs& a) {
+  const record::AccessLog log = record::read_access_log(a.input);
+  offline::ScorecardOptions so;
+  const offline::Scorecard card = offline::make_scorecard(log, so);
+  std::printf("spillway report: %s (access log of %s, %zu events)\n\n%s", a.input.c_str(),
+              log.program.empty() ? "?" : log.program.c_str(), log.events.size(),
+              offline::format_scorecard(card).c_str());
+  if (!log.totals) std::printf("\n(the log has no footer: the program ended before its pool)\n");
+  std::printf("\nbytes moved across each boundary: fetches and write-backs; the policies replayed on a real pool "
+              "(spillway replay), the bounds from spillway bound (docs/bound.md)\n");
+  return 0;
+}
 
 int report_session_growth_csv(const ReportArgs& a, const std::string& out) {
   std::ifstream in(a.input);
@@ -428,6 +455,7 @@ int report_session_growth_csv(const ReportArgs& a, const std::string& out) {
 }  // namespace
 
 int run_report_command(const ReportArgs& a) {
+  if (is_access_log(a.input)) return report_access_log(a);
   std::string out = a.out;
   if (out.empty()) {
     std::filesystem::path p(a.input);

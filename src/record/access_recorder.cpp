@@ -187,8 +187,16 @@ std::unique_ptr<AccessRecorder::Chunk> AccessRecorder::fresh_chunk() {
 }
 
 AccessRecorder::ThreadLog* AccessRecorder::hand_off(ThreadLog* t) {
-  seal(t);
   detail::MutexLock lk(mu_);
+  if (!t->chunk) {
+    // Handed over for good (its thread's exit hook ran, and a thread_local
+    // destroyed after it still uses the pool): the log takes a chunk again,
+    // which finish() collects.
+    t->ended = false;
+    start_chunk(t, fresh_chunk());
+    return t;
+  }
+  seal(t);
   enqueue(lk, std::move(t->chunk));
   start_chunk(t, fresh_chunk());
   return t;

@@ -591,6 +591,34 @@ TEST(Bound, InfeasibleBudgetIsReported) {
   EXPECT_TRUE(compute_bounds(lb.log, o).device.feasible);
 }
 
+// Eight 16-byte buffers in a loop through 1 KiB: counted as bytes they all
+// fit (only the first touches move), but the pool's arenas give each a
+// 256-byte block, so only four fit and the loop must fetch.
+TEST(Bound, SmallBuffersTakeTheArenasGranularity) {
+  LogBuilder lb;
+  for (std::uint64_t b = 1; b <= 8; ++b) lb.alloc(b, 16);
+  for (int pass = 0; pass < 3; ++pass) {
+    for (std::uint64_t b = 1; b <= 8; ++b) lb.access(b);
+  }
+  BoundOptions o;
+  o.device_bytes = 1024;
+  o.host_bytes = 1 << 20;
+  const BoundResult bytes = compute_bounds(lb.log, o);
+  EXPECT_EQ(bytes.device.lower_bound_bytes, 0u);
+  o.granularity = kArenaGranularity;
+  const BoundResult room = compute_bounds(lb.log, o);
+  EXPECT_GT(room.device.lower_bound_bytes, 0u) << "four 256-byte blocks cannot hold eight buffers";
+  EXPECT_LE(room.device.lower_bound_bytes, room.device.upper_bound_bytes);
+  EXPECT_EQ(options_from(lb.log.options).granularity, kArenaGranularity);
+  // Five buffers pinned at once fit 1 KiB as bytes, not as blocks.
+  LogBuilder pinned;
+  for (std::uint64_t b = 1; b <= 5; ++b) pinned.alloc(b, 16);
+  for (std::uint64_t b = 1; b <= 5; ++b) pinned.pin(b);
+  EXPECT_TRUE(compute_bounds(pinned.log, BoundOptions{1024, 0}).device.feasible);
+  o.host_bytes = 0;
+  EXPECT_FALSE(compute_bounds(pinned.log, o).device.feasible);
+}
+
 // A buffer pinned across a gap between its uses has no interval there: the
 // nested accesses cost nothing, and its bytes take room from the others all
 // along. Capacity for two: A (pinned throughout) and one of B, C, which

@@ -13,6 +13,8 @@
 #include "spillway/errors.hpp"
 #include "spillway/options.hpp"
 #include "spillway/stats.hpp"
+#include "src/offline/replay.hpp"
+#include "src/offline/scorecard.hpp"
 #include "src/record/log_reader.hpp"
 
 namespace spillway::tools {
@@ -29,7 +31,28 @@ struct CurveRow {
   Boundary boundary;
   std::uint64_t device = 0, host = 0;
   BoundaryBound bound;
+  // With --policies: the bytes each policy moved across the boundary when
+  // the log was replayed at these budgets (unset: not run, or it failed).
+  std::optional<std::uint64_t> lru, lookahead;
 };
+
+// Replays `log` at the row's budgets with `policy`; the bytes across the
+// row's boundary, or nothing when the replay failed (e.g. OutOfMemory at a
+// budget below what the run keeps pinned).
+std::optional<std::uint64_t> replayed_bytes(const record::AccessLog& log, const CurveRow& row, EvictionPolicy policy,
+                                            const std::string& disk_dir) {
+  offline::ReplayOptions ro;
+  ro.device_bytes = row.device;
+  ro.host_bytes = row.host;
+  ro.policy = policy;
+  ro.disk_dir = disk_dir;
+  try {
+    const offline::ReplayResult r = offline::replay(log, ro);
+    return offline::boundary_bytes(r.moved_bytes, row.boundary);
+  } catch (const offline::ReplayError&) {
+    return std::nullopt;
+  }
+}
 
 std::string ratio(std::uint64_t moved, std::uint64_t lower) {
   if (lower == 0) return moved == 0 ? "= the lower bound (0)" : "(the lower bound is 0)";
@@ -80,11 +103,13 @@ std::vector<std::uint64_t> spaced(std::uint64_t lo, std::uint64_t hi, std::size_
 void write_curve_csv(const std::string& path, const std::vector<CurveRow>& rows) {
   std::ofstream out(path, std::ios::trunc);
   if (!out) throw IoError(errno, path, 0, "opening the curve's CSV for writing");
-  out << "boundary,device_bytes,host_bytes,capacity_bytes,feasible,lower_bound_bytes,upper_bound_bytes,min_bytes\n";
+  out << "boundary,device_bytes,host_bytes,capacity_bytes,feasible,lower_bound_bytes,upper_bound_bytes,min_bytes,"
+         "lru_bytes,lookahead_bytes\n";
+  auto opt = [](const std::optional<std::uint64_t>& v) { return v ? std::to_string(*v) : std::string(); };
   for (const auto& r : rows) {
     out << offline::to_string(r.boundary) << ',' << r.device << ',' << r.host << ',' << r.bound.capacity_bytes << ','
         << (r.bound.feasible ? 1 : 0) << ',' << r.bound.lower_bound_bytes << ',' << r.bound.upper_bound_bytes << ','
-        << (r.bound.min_bytes ? std::to_string(*r.bound.min_bytes) : "") << '\n';
+        << opt(r.bound.min_bytes) << ',' << opt(r.lru) << ',' << opt(r.lookahead) << '\n';
   }
   if (!out) throw IoError(errno, path, 0, "writing the curve's CSV");
 }
@@ -93,7 +118,7 @@ void write_curve_csv(const std::string& path, const std::vector<CurveRow>& rows)
 // MIN where the sizes are equal), one panel per boundary. The policies'
 // replayed curves go on the same axes (same CSV columns, more rows).
 bool plot_curve(const std::string& svg, const std::string& csv, const std::string& title, bool with_device,
-                std::string* why) {
+                bool with_policies, std::string* why) {
   std::string base = svg;
   if (base.size() > 4 && base.compare(base.size() - 4, 4, ".svg") == 0) base.resize(base.size() - 4);
   const std::string script = base + ".gp";
@@ -121,7 +146,15 @@ bool plot_curve(const std::string& svg, const std::string& csv, const std::strin
          << "     " << q << " using ($" << xcol << "/" << kMiB << "):" << sel << "$7/" << kMiB
          << " : 1/0) with linespoints lw 2 pt 5 ps 0.5 title 'upper bound (a feasible offline schedule)', \\\n"
          << "     " << q << " using ($" << xcol << "/" << kMiB << "):" << sel << "(strcol(8) eq '' ? 1/0 : $8/" << kMiB
-         << ") : 1/0) with lines dt 2 lw 1 title 'Belady MIN (equal sizes)'\n";
+         << ") : 1/0) with lines dt 2 lw 1 title 'Belady MIN (equal sizes)'";
+      if (with_policies) {
+        for (const auto& [col, name] : {std::pair{9, "LRU (CLOCK), replayed"}, std::pair{10, "Lookahead, replayed"}}) {
+          gp << ", \\\n     " << q << " using ($" << xcol << "/" << kMiB << "):(strcol(1) eq '" << boundary
+             << "' && strcol(" << col << ") ne '' ? $" << col << "/" << kMiB << " : 1/0) with linespoints lw 2 pt "
+             << (col == 9 ? 9 : 11) << " ps 0.7 title '" << name << "'";
+        }
+      }
+      gp << "\n";
     };
     panel("memory", "host budget (MiB)", 3, "memory | disk boundary, over the host budget");
     if (with_device) {
@@ -173,6 +206,9 @@ CLI::App* add_bound_command(CLI::App& app, BoundArgs& a) {
   c->add_flag("--curve", a.curve, "the bounds over a range of host budgets (and device budgets)");
   c->add_option("--points", a.points, "budgets on the curve")->capture_default_str()->check(CLI::Range(2, 1000));
   c->add_option("--svg", a.svg, "with --curve: draw the curve here (a .csv and a .gp are written beside it)");
+  c->add_flag("--policies", a.policies,
+              "with --curve: also replay the log with LRU (CLOCK) and Lookahead at every budget of the curve");
+  c->add_option("--disk-dir", a.disk_dir, "with --policies: parent of the replays' spill directories");
   return c;
 }
 
@@ -185,6 +221,7 @@ int run_bound_command(const BoundArgs& a) {
 
 int report_bounds(const record::AccessLog& log, const BoundArgs& a, std::ostream& out) {
   if (!a.svg.empty() && !a.curve) throw std::invalid_argument("--svg draws the curve: add --curve");
+  if (a.policies && !a.curve) throw std::invalid_argument("--policies replays along the curve: add --curve");
   offline::BoundOptions o = offline::options_from(log.options);
   o.device_bytes = budget(a.device, o.device_bytes, "--device");
   o.host_bytes = budget(a.host, o.host_bytes, "--host");
@@ -195,17 +232,24 @@ int report_bounds(const record::AccessLog& log, const BoundArgs& a, std::ostream
   if (a.curve) {
     // The memory boundary over host budgets, the device budget fixed; the
     // device boundary over device budgets.
-    const offline::BoundaryModel memory(log, Boundary::Memory);
+    const offline::BoundaryModel memory(log, Boundary::Memory, o.granularity);
     const std::uint64_t lo = std::max(memory.min_feasible_capacity(), o.device_bytes);
     const std::uint64_t hi = std::max(memory.working_set_bytes(), lo + 1);
     for (std::uint64_t c : spaced(lo, hi, a.points)) {
       rows.push_back(CurveRow{Boundary::Memory, o.device_bytes, c - o.device_bytes, memory.evaluate(c)});
     }
     if (device_present) {
-      const offline::BoundaryModel device(log, Boundary::Device);
+      const offline::BoundaryModel device(log, Boundary::Device, o.granularity);
       for (std::uint64_t c : offline::curve_capacities(device, a.points)) {
         rows.push_back(CurveRow{Boundary::Device, c, o.host_bytes, device.evaluate(c)});
       }
+    }
+  }
+  if (a.policies) {
+    for (auto& row : rows) {
+      if (!row.bound.feasible) continue;
+      row.lru = replayed_bytes(log, row, EvictionPolicy::Lru, a.disk_dir);
+      row.lookahead = replayed_bytes(log, row, EvictionPolicy::Lookahead, a.disk_dir);
     }
   }
   std::string drawn, why;
@@ -216,7 +260,7 @@ int report_bounds(const record::AccessLog& log, const BoundArgs& a, std::ostream
     csv += ".csv";
     write_curve_csv(csv, rows);
     if (plot_curve(a.svg, csv, "spillway bound: " + a.log + (log.program.empty() ? "" : " (" + log.program + ")"),
-                   device_present, &why)) {
+                   device_present, a.policies, &why)) {
       drawn = a.svg;
     }
   }
@@ -243,6 +287,8 @@ int report_bounds(const record::AccessLog& log, const BoundArgs& a, std::ostream
         p["boundary"] = offline::to_string(row.boundary);
         p["device_bytes"] = row.device;
         p["host_bytes"] = row.host;
+        if (row.lru) p["lru_bytes"] = *row.lru;
+        if (row.lookahead) p["lookahead_bytes"] = *row.lookahead;
         c.push_back(std::move(p));
       }
       j["curve"] = std::move(c);
@@ -279,16 +325,22 @@ int report_bounds(const record::AccessLog& log, const BoundArgs& a, std::ostream
   }
   if (a.curve) {
     char line[256];
-    std::snprintf(line, sizeof line, "\ncurve:\n%-7s %12s %12s %12s %12s %12s\n", "bound.", "device", "host",
+    std::snprintf(line, sizeof line, "\ncurve:\n%-7s %12s %12s %12s %12s %12s", "bound.", "device", "host",
                   "lower bound", "upper bound", "MIN");
-    out << line;
+    out << line << (a.policies ? "          LRU    Lookahead\n" : "\n");
+    auto opt = [](const std::optional<std::uint64_t>& v) { return v ? format_bytes(*v) : std::string("-"); };
     for (const auto& row : rows) {
-      std::snprintf(line, sizeof line, "%-7s %12s %12s %12s %12s %12s\n", offline::to_string(row.boundary),
+      std::snprintf(line, sizeof line, "%-7s %12s %12s %12s %12s %12s", offline::to_string(row.boundary),
                     format_bytes(row.device).c_str(), format_bytes(row.host).c_str(),
                     row.bound.feasible ? format_bytes(row.bound.lower_bound_bytes).c_str() : "infeasible",
                     row.bound.feasible ? format_bytes(row.bound.upper_bound_bytes).c_str() : "infeasible",
                     row.bound.min_bytes ? format_bytes(*row.bound.min_bytes).c_str() : "-");
       out << line;
+      if (a.policies) {
+        std::snprintf(line, sizeof line, " %12s %12s", opt(row.lru).c_str(), opt(row.lookahead).c_str());
+        out << line;
+      }
+      out << "\n";
     }
     if (!csv.empty()) out << "data: " << csv << "\n";
     if (!a.svg.empty()) out << "plot: " << (drawn.empty() ? "not drawn: " + why : drawn) << "\n";

@@ -25,6 +25,10 @@ struct BoundArgs {
   bool curve = false;
   std::size_t points = 16;
   std::string svg;     // with --curve: draw here (and write .csv and .gp beside it)
+  // With --curve: also replay the log with each policy at every budget of
+  // the curve (spillway replay), spill files under disk_dir.
+  bool policies = false;
+  std::string disk_dir;
 };
 
 CLI::App* add_bound_command(CLI::App& app, BoundArgs& args);

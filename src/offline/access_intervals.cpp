@@ -100,7 +100,11 @@ bool is_above(Boundary b, Tier t) {
 
 const char* to_string(Boundary b) { return b == Boundary::Device ? "device" : "memory"; }
 
-IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary boundary) {
+IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary boundary, std::uint64_t granularity) {
+  if (granularity == 0) throw std::invalid_argument("spillway bound: the allocation granularity must be at least 1");
+  auto room_of = [granularity](std::uint64_t bytes) {
+    return bytes == 0 ? granularity : (bytes + granularity - 1) / granularity * granularity;
+  };
   const std::vector<Event>& ev = log.events;
   if (ev.size() >= kNone) {
     throw std::invalid_argument("spillway bound: the log has " + std::to_string(ev.size()) +
@@ -123,8 +127,10 @@ IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary bounda
   t.mandatory_delta.push_back(0);
   for (auto* v : {&t.first, &t.last, &t.epoch, &t.buffer, &t.begin_event, &t.end_event}) v->reserve(pins_above);
   t.bytes.reserve(pins_above);
+  t.room.reserve(pins_above);
   t.buffer_ids.reserve(allocations);
   t.buffer_bytes.reserve(allocations);
+  t.buffer_room.reserve(allocations);
 
   LiveBufferMap live(allocations);
   std::vector<BufferState> st;
@@ -141,7 +147,7 @@ IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary bounda
   // The span of buffer x ends: its bytes stop being pinned after the last
   // point so far.
   auto end_span = [&](std::uint32_t x) {
-    t.mandatory_delta[points_now()] -= static_cast<std::int64_t>(t.buffer_bytes[x]);
+    t.mandatory_delta[points_now()] -= static_cast<std::int64_t>(t.buffer_room[x]);
   };
 
   for (std::uint32_t i = 0; i < ev.size(); ++i) {
@@ -158,6 +164,7 @@ IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary bounda
         st.push_back(BufferState{});
         t.buffer_ids.push_back(e.buffer);
         t.buffer_bytes.push_back(e.value);
+        t.buffer_room.push_back(room_of(e.value));
         live.insert(e.buffer, x);
         if (is_above(boundary, e.tier)) {
           // Created above: a schedule may keep it there until its first
@@ -199,13 +206,14 @@ IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary bounda
         b.touched = true;
         const std::uint32_t q = new_point(i);
         b.span_point = q;
-        t.mandatory_delta[q] += static_cast<std::int64_t>(t.buffer_bytes[x]);
+        t.mandatory_delta[q] += static_cast<std::int64_t>(t.buffer_room[x]);
         b.written = e.access == Access::ReadWrite;
         if (b.pending) {
           const auto idx = static_cast<std::uint32_t>(t.first.size());
           t.first.push_back(b.prev_first);
           t.last.push_back(q - 1);  // kNone (wrapped) when q == 0, and then first == 0
           t.bytes.push_back(t.buffer_bytes[x]);
+          t.room.push_back(t.buffer_room[x]);
           t.epoch.push_back(b.epoch);
           t.buffer.push_back(x);
           t.begin_event.push_back(b.prev_begin);
@@ -282,6 +290,7 @@ IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary bounda
     else if (t.buffer_bytes[x] != size) equal = false;
   }
   t.equal_size = equal ? size : 0;
+  t.equal_room = equal && size != 0 ? room_of(size) : 0;
   return t;
 }
 
@@ -320,7 +329,7 @@ PeakPinned peak_pinned(const IntervalTrace& t) {
 
 std::vector<std::uint8_t> belady_min_schedule(const IntervalTrace& t, std::uint64_t capacity) {
   if (t.equal_size == 0) throw std::invalid_argument("belady_min_schedule: the buffers' sizes differ");
-  const std::uint64_t slots = capacity / t.equal_size;
+  const std::uint64_t slots = capacity / t.equal_room;
   const std::size_t m = t.intervals();
   const std::size_t n = t.points();
   // Intervals by first point (counting sort): they join the resident set
@@ -353,7 +362,7 @@ std::vector<std::uint8_t> belady_min_schedule(const IntervalTrace& t, std::uint6
       kept[in] = 1;
       --unpinned;
     }
-    const std::uint64_t pinned = static_cast<std::uint64_t>(pinned_bytes) / t.equal_size;
+    const std::uint64_t pinned = static_cast<std::uint64_t>(pinned_bytes) / t.equal_room;
     while (unpinned > 0 && pinned + unpinned > slots) {
       std::pop_heap(heap.begin(), heap.end());
       const std::uint32_t victim = heap.back().second;

@@ -47,7 +47,7 @@ struct IntervalTrace {
 
   // Points, in time order: the event index of each.
   std::vector<std::uint32_t> point_event;
-  // Mandatory (pinned) bytes as a difference array over points: the pinned
+  // Mandatory (pinned) room as a difference array over points: the pinned
   // bytes at point p are the prefix sum of mandatory_delta[0..p].
   std::vector<std::int64_t> mandatory_delta;  // points + 1 entries
   // The interval that ends at point p (the span starting there continues it),
@@ -59,7 +59,8 @@ struct IntervalTrace {
   // always be kept). begin_event: the unpin that ended the previous span, or
   // the allocation; end_event: the pin that starts the next span.
   std::vector<std::uint32_t> first, last;
-  std::vector<std::uint64_t> bytes;
+  std::vector<std::uint64_t> bytes;  // what a fetch of it moves (the buffer's size)
+  std::vector<std::uint64_t> room;   // what keeping it takes of the tier (its size rounded to the granularity)
   std::vector<std::uint32_t> epoch;   // dirty epoch, or kNone when the buffer is clean
   std::vector<std::uint32_t> buffer;  // dense buffer index (buffer_ids)
   std::vector<std::uint32_t> begin_event, end_event;
@@ -77,6 +78,9 @@ struct IntervalTrace {
 
   std::vector<std::uint64_t> buffer_ids;  // dense index -> Buffer::id()
   std::vector<std::uint64_t> buffer_bytes;
+  std::vector<std::uint64_t> buffer_room;  // buffer_bytes rounded up to the granularity
+  // What a buffer of equal_size takes of the tier.
+  std::uint64_t equal_room = 0;
   // All buffers with a span or an interval have this size; 0 when they differ.
   std::uint64_t equal_size = 0;
 
@@ -88,7 +92,14 @@ struct IntervalTrace {
 
 // Builds the model of `log` for one boundary: O(events) time, one pass.
 // Throws std::invalid_argument when the log has 2^32 - 1 or more events.
-IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary boundary);
+// A buffer of n bytes takes n rounded up to `granularity` (at least one
+// granule) of the tier's capacity: what the pool's arenas charge
+// (kArenaGranularity); 1 counts bytes as they are.
+IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary boundary, std::uint64_t granularity = 1);
+
+// The pool's memory tiers place every block on this granularity
+// (tiers/device/sub_allocator.hpp: SubAllocator::kAlignment).
+inline constexpr std::uint64_t kArenaGranularity = 256;
 
 // Cost of a schedule (kept[i] for each interval): fetches of every interval
 // not kept, plus one write-back per epoch with an interval not kept, plus the

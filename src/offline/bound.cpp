@@ -26,11 +26,12 @@ BoundOptions options_from(const record::RecordedOptions& recorded) {
   BoundOptions o;
   o.device_bytes = recorded.device_bytes;
   o.host_bytes = recorded.host_bytes;
+  o.granularity = kArenaGranularity;
   return o;
 }
 
-BoundaryModel::BoundaryModel(const record::AccessLog& log, Boundary boundary)
-    : trace_(build_interval_trace(log, boundary)), peak_(peak_pinned(trace_)) {
+BoundaryModel::BoundaryModel(const record::AccessLog& log, Boundary boundary, std::uint64_t granularity)
+    : trace_(build_interval_trace(log, boundary, granularity)), peak_(peak_pinned(trace_)) {
   const IntervalTrace& t = trace_;
   const std::size_t m = t.intervals();
   const std::size_t n = t.points();
@@ -41,8 +42,8 @@ BoundaryModel::BoundaryModel(const record::AccessLog& log, Boundary boundary)
     std::vector<std::int64_t> delta(t.mandatory_delta);
     for (std::size_t i = 0; i < m; ++i) {
       if (t.length(i) == 0) continue;
-      delta[t.first[i]] += static_cast<std::int64_t>(t.bytes[i]);
-      delta[t.last[i] + 1] -= static_cast<std::int64_t>(t.bytes[i]);
+      delta[t.first[i]] += static_cast<std::int64_t>(t.room[i]);
+      delta[t.last[i] + 1] -= static_cast<std::int64_t>(t.room[i]);
     }
     std::int64_t run = 0;
     for (std::size_t p = 0; p < n; ++p) {
@@ -82,7 +83,7 @@ BoundaryModel::BoundaryModel(const record::AccessLog& log, Boundary boundary)
   };
   std::vector<Keyed> keyed(m);
   for (std::size_t i = 0; i < m; ++i) {
-    const double resource = static_cast<double>(t.bytes[i]) * static_cast<double>(t.length(i));
+    const double resource = static_cast<double>(t.room[i]) * static_cast<double>(t.length(i));
     keyed[i] = Keyed{resource == 0 ? std::numeric_limits<double>::infinity()
                                    : static_cast<double>(benefit_[i]) / resource,
                      static_cast<std::uint32_t>(i)};
@@ -127,7 +128,7 @@ BoundaryBound BoundaryModel::evaluate(std::uint64_t capacity, bool keep_schedule
   }
   std::uint64_t saved_fetch = 0, saved_writeback = 0;
   for (std::uint32_t i : order_) {
-    const long double resource = static_cast<long double>(t.bytes[i]) * static_cast<long double>(t.length(i));
+    const long double resource = static_cast<long double>(t.room[i]) * static_cast<long double>(t.length(i));
     const std::uint64_t wb = benefit_[i] - t.bytes[i];
     if (resource <= budget) {
       budget -= resource;
@@ -161,7 +162,7 @@ BoundaryBound BoundaryModel::evaluate(std::uint64_t capacity, bool keep_schedule
         kept[i] = 1;
         continue;
       }
-      const auto b = static_cast<std::int64_t>(t.bytes[i]);
+      const auto b = static_cast<std::int64_t>(t.room[i]);
       kept[i] = occupancy.add_if_fits(t.first[i], t.last[i] + std::size_t{1}, b, cap) ? 1 : 0;
     }
   }
@@ -209,13 +210,13 @@ BoundResult compute_bounds(const record::AccessLog& log, const BoundOptions& opt
   BoundResult result;
   result.events = log.events.size();
   {
-    const BoundaryModel memory(log, Boundary::Memory);
+    const BoundaryModel memory(log, Boundary::Memory, options.granularity);
     result.memory = memory.evaluate(saturating_add(options.device_bytes, options.host_bytes), options.keep_schedule,
                                     options.equal_size_min);
     result.unknown_buffer_events = memory.trace().unknown_buffer_events;
     result.stray_unpins = memory.trace().stray_unpins;
   }
-  const BoundaryModel device(log, Boundary::Device);
+  const BoundaryModel device(log, Boundary::Device, options.granularity);
   if (options.device_bytes > 0 || device.trace().spans > 0) {
     result.device = device.evaluate(options.device_bytes, options.keep_schedule, options.equal_size_min);
   } else {

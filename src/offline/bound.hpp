@@ -30,8 +30,14 @@ struct BoundOptions {
   bool keep_schedule = false;
   // Also run Belady's MIN when every buffer has the same size.
   bool equal_size_min = true;
+  // What a buffer takes of a tier: its size rounded up to this (at least one
+  // granule). 1 counts bytes as they are; options_from() sets the pool's
+  // arena granularity (kArenaGranularity), which is what the real tiers
+  // charge: a log of many small buffers fills a tier long before their
+  // bytes add up to its capacity.
+  std::uint64_t granularity = 1;
 };
-// The budgets the log was recorded with.
+// The budgets the log was recorded with, and the pool's arena granularity.
 BoundOptions options_from(const record::RecordedOptions& recorded);
 
 // One kept-or-not choice per interval of the upper bound's schedule, with
@@ -83,7 +89,8 @@ BoundResult compute_bounds(const record::AccessLog& log, const BoundOptions& opt
 // not depend on the capacity), evaluated at many capacities: the curve.
 class BoundaryModel {
  public:
-  BoundaryModel(const record::AccessLog& log, Boundary boundary);
+  // granularity: see build_interval_trace (BoundOptions::granularity).
+  BoundaryModel(const record::AccessLog& log, Boundary boundary, std::uint64_t granularity = 1);
   BoundaryBound evaluate(std::uint64_t capacity, bool keep_schedule = false, bool equal_size_min = true) const;
   const IntervalTrace& trace() const { return trace_; }
   // The capacity below which the log is infeasible, and the one above which

@@ -328,8 +328,6 @@ PeakPinned peak_pinned(const IntervalTrace& t) {
 }
 
 std::vector<std::uint8_t> belady_min_schedule(const IntervalTrace& t, std::uint64_t capacity) {
-  if (t.equal_size == 0) throw std::invalid_argument("belady_min_schedule: the buffers' sizes differ");
-  const std::uint64_t slots = capacity / t.equal_room;
   const std::size_t m = t.intervals();
   const std::size_t n = t.points();
   // Intervals by first point (counting sort): they join the resident set
@@ -346,30 +344,30 @@ std::vector<std::uint8_t> belady_min_schedule(const IntervalTrace& t, std::uint6
   // left the resident set are skipped when they surface.
   std::vector<std::pair<std::uint32_t, std::uint32_t>> heap;
   heap.reserve(m);
-  std::uint64_t unpinned = 0;
+  std::uint64_t unpinned = 0;  // room of the resident intervals
   std::int64_t pinned_bytes = 0;
   for (std::uint32_t p = 0; p < n; ++p) {
     pinned_bytes += t.mandatory_delta[p];
     for (std::uint32_t k = start[p]; k < start[p + 1]; ++k) {
       const std::uint32_t i = by_first[k];
       resident[i] = 1;
-      ++unpinned;
+      unpinned += t.room[i];
       heap.emplace_back(t.last[i] + 1, i);  // the point of its next access
       std::push_heap(heap.begin(), heap.end());
     }
     if (const std::uint32_t in = t.point_incoming[p]; in != kNone && resident[in]) {
       resident[in] = 0;  // found resident: the span pins it (counted in pinned_bytes)
       kept[in] = 1;
-      --unpinned;
+      unpinned -= t.room[in];
     }
-    const std::uint64_t pinned = static_cast<std::uint64_t>(pinned_bytes) / t.equal_room;
-    while (unpinned > 0 && pinned + unpinned > slots) {
+    const auto pinned = static_cast<std::uint64_t>(pinned_bytes);
+    while (unpinned > 0 && pinned + unpinned > capacity) {
       std::pop_heap(heap.begin(), heap.end());
       const std::uint32_t victim = heap.back().second;
       heap.pop_back();
       if (!resident[victim]) continue;
       resident[victim] = 0;
-      --unpinned;
+      unpinned -= t.room[victim];
     }
   }
   // Intervals that cover no point were kept at their end point above; any

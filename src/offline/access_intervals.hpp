@@ -118,11 +118,11 @@ struct PeakPinned {
 };
 PeakPinned peak_pinned(const IntervalTrace& t);
 
-// Belady's MIN on a trace of equal-sized buffers (t.equal_size != 0) with
-// room for capacity / equal_size of them: at every point, over capacity,
-// evict the unpinned resident buffer whose next access is farthest. Returns
-// kept[i] per interval. REQUIRES: t.equal_size != 0 and the pinned buffers
-// fit at every point.
+// Belady's rule: at every point, while the pinned and resident room is over
+// capacity, evict the unpinned resident buffer whose next access is
+// farthest. Returns kept[i] per interval: a feasible schedule for any sizes
+// (so an upper bound); for equal sizes it is MIN, which keeps the most
+// intervals. REQUIRES: the pinned buffers fit at every point.
 std::vector<std::uint8_t> belady_min_schedule(const IntervalTrace& t, std::uint64_t capacity);
 
 }  // namespace spillway::offline

@@ -168,22 +168,27 @@ BoundaryBound BoundaryModel::evaluate(std::uint64_t capacity, bool keep_schedule
   }
   ScheduleCost upper = schedule_cost(t, kept);
 
-  if (equal_size_min && t.equal_size != 0) {
+  // Belady's rule is a feasible schedule for any sizes too, and on logs
+  // where buffers come back in a fixed order (a training step) it keeps far
+  // more than the greedy above: the upper bound is the better of the two.
+  if (equal_size_min) {
     std::vector<std::uint8_t> min_kept = belady_min_schedule(t, capacity);
     const ScheduleCost min_cost = schedule_cost(t, min_kept);
-    r.min_bytes = min_cost.total();
     if (min_cost.total() < upper.total()) {
       upper = min_cost;
       kept.swap(min_kept);
     }
-    // With no write-back a schedule can save, the cost is the fetches of
-    // the intervals not kept, all of one size: MIN keeps the most
-    // intervals, so it is the optimum (docs/bound.md).
-    if (total_writeback_ == 0) {
-      r.exact = true;
-      r.lower_fetch_bytes = min_cost.fetch_bytes;
-      r.lower_writeback_bytes = min_cost.writeback_bytes;
-      r.lower_bound_bytes = min_cost.total();
+    if (t.equal_size != 0) {
+      r.min_bytes = min_cost.total();
+      // With no write-back a schedule can save, the cost is the fetches of
+      // the intervals not kept, all of one size: MIN keeps the most
+      // intervals, so it is the optimum (docs/bound.md).
+      if (total_writeback_ == 0) {
+        r.exact = true;
+        r.lower_fetch_bytes = min_cost.fetch_bytes;
+        r.lower_writeback_bytes = min_cost.writeback_bytes;
+        r.lower_bound_bytes = min_cost.total();
+      }
     }
   }
   r.upper_fetch_bytes = upper.fetch_bytes;

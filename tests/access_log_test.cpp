@@ -5,6 +5,8 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -435,6 +437,28 @@ TEST(AccessRecording, AnUnwritablePathFailsTheConstructor) {
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find("no/such/dir/log.swlog"), std::string::npos) << e.what();
   }
+}
+
+TEST(AccessRecording, TheLogIsPrivateAndASymlinkAtItsPathIsRefused) {
+  ScratchDir dir;
+  PoolOptions o = testing::small_options(dir.path());
+  o.record_file = dir.path() + "/private.swlog";
+  { Pool pool(o); }
+  struct stat st {};
+  ASSERT_EQ(::stat(o.record_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A link planted where the log goes, pointing at a file of the user's:
+  // the pool refuses it and the file is untouched.
+  const std::string victim = dir.path() + "/victim.txt";
+  std::ofstream(victim) << "keep me";
+  const std::string link = dir.path() + "/planted.swlog";
+  ASSERT_EQ(::symlink(victim.c_str(), link.c_str()), 0);
+  o.record_file = link;
+  EXPECT_THROW(Pool pool(o), IoError);
+  std::ifstream in(victim);
+  std::string text;
+  std::getline(in, text);
+  EXPECT_EQ(text, "keep me");
 }
 
 TEST(AccessRecording, AFullDiskStopsTheRecordingAndSaysSoInTheFooter) {

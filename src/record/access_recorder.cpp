@@ -78,7 +78,9 @@ AccessRecorder::AccessRecorder(std::string path, const std::string& program, con
       path_(std::move(path)),
       writer_wait_(writer_wait),
       start_(std::chrono::steady_clock::now()) {
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Private to the user (it names buffers, sizes and timings of the program),
+  // and never through a symlink someone planted at the path.
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd_ < 0) throw IoError(errno, path_, 0, "creating the access log (PoolOptions::record_file, SPILLWAY_RECORD)");
   const std::vector<std::byte> header = format::encode_header(program, options);
   std::string why;

@@ -139,17 +139,21 @@ bool plot_curve(const std::string& svg, const std::string& csv, const std::strin
     else gp << "set title " << gnuplot_quote(title) << "\n";
     auto panel = [&](const char* boundary, const char* xlabel, int xcol, const char* what) {
       const std::string sel = std::string("(strcol(1) eq '") + boundary + "' && $5 == 1 ? ";
+      // x only on this panel's rows, so that the other boundary's budgets do
+      // not stretch the axis.
+      const std::string x = std::string("(strcol(1) eq '") + boundary + "' ? $" + std::to_string(xcol) + "/" +
+                            std::to_string(kMiB) + " : 1/0)";
       gp << "set xlabel '" << xlabel << "'\n";
       if (with_device) gp << "set title '" << what << "'\n";
-      gp << "plot " << q << " using ($" << xcol << "/" << kMiB << "):" << sel << "$6/" << kMiB
+      gp << "plot " << q << " using " << x << ":" << sel << "$6/" << kMiB
          << " : 1/0) with linespoints lw 2 pt 7 ps 0.5 title 'lower bound (no policy moves less)', \\\n"
-         << "     " << q << " using ($" << xcol << "/" << kMiB << "):" << sel << "$7/" << kMiB
+         << "     " << q << " using " << x << ":" << sel << "$7/" << kMiB
          << " : 1/0) with linespoints lw 2 pt 5 ps 0.5 title 'upper bound (a feasible offline schedule)', \\\n"
-         << "     " << q << " using ($" << xcol << "/" << kMiB << "):" << sel << "(strcol(8) eq '' ? 1/0 : $8/" << kMiB
+         << "     " << q << " using " << x << ":" << sel << "(strcol(8) eq '' ? 1/0 : $8/" << kMiB
          << ") : 1/0) with lines dt 2 lw 1 title 'Belady MIN (equal sizes)'";
       if (with_policies) {
         for (const auto& [col, name] : {std::pair{9, "LRU (CLOCK), replayed"}, std::pair{10, "Lookahead, replayed"}}) {
-          gp << ", \\\n     " << q << " using ($" << xcol << "/" << kMiB << "):(strcol(1) eq '" << boundary
+          gp << ", \\\n     " << q << " using " << x << ":(strcol(1) eq '" << boundary
              << "' && strcol(" << col << ") ne '' ? $" << col << "/" << kMiB << " : 1/0) with linespoints lw 2 pt "
              << (col == 9 ? 9 : 11) << " ps 0.7 title '" << name << "'";
         }

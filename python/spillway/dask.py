@@ -111,6 +111,10 @@ class SpillwayStore(Store):
             kept as live objects; 0, the default, keeps every result only in
             the pool, serialized.
         chunk_bytes, label: as for :class:`spillway.Store`.
+        keep_read_copies: as for :class:`spillway.Store`, but on by default:
+            a task's result is not mutated by the tasks that read it (dask's
+            rule), so a value read back and kept live drops to its pool copy
+            again for free.
         **pool_options: the keywords of :class:`spillway.Pool`
             (``host_bytes``, ``disk_dir``, ``disk_bytes``, ``compression``,
             ``trace_file``, ...).
@@ -123,6 +127,7 @@ class SpillwayStore(Store):
         live_bytes: Size = 0,
         chunk_bytes: Optional[Size] = None,
         label: str = "dask",
+        keep_read_copies: bool = True,
         **pool_options: Any,
     ) -> None:
         if pool_options.get("disk_dir") is None and worker_local_directory is not None:
@@ -137,6 +142,7 @@ class SpillwayStore(Store):
                 chunk_bytes=chunk_bytes,
                 label=label,
                 close_pool=True,
+                keep_read_copies=keep_read_copies,
             )
         except BaseException:
             pool.close()

@@ -158,6 +158,12 @@ class Store(MutableMapping):  # type: ignore[type-arg]
         label: the label of the store's pool buffers (in stats, traces and
             OutOfMemory messages).
         close_pool: close the pool when the store is closed.
+        keep_read_copies: when a value read from the pool is made live (a
+            get with ``live_bytes`` to spare), keep its pool copy too, so
+            that pushing it out of the live bound later costs nothing (no
+            encode, no write). Only for values nobody mutates after a get
+            (dask's task results): a change made to the live object would be
+            lost when the store falls back to the pool copy. Default False.
 
     Keys are any hashable objects. ``len``, iteration (over a snapshot of the
     keys), ``in``, ``del`` (which frees the value's pool buffers at once) and
@@ -175,6 +181,7 @@ class Store(MutableMapping):  # type: ignore[type-arg]
         chunk_bytes: Optional[Size] = None,
         label: str = "store",
         close_pool: bool = False,
+        keep_read_copies: bool = False,
     ) -> None:
         if not isinstance(pool, Pool):
             raise TypeError(f"spillway: Store(): pool must be a spillway.Pool, not {type(pool).__name__}")
@@ -210,6 +217,7 @@ class Store(MutableMapping):  # type: ignore[type-arg]
         self._chunk = chunk
         self._label = label
         self._close_pool = close_pool
+        self._keep_read_copies = bool(keep_read_copies)
 
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when _busy drops to 0
@@ -231,6 +239,7 @@ class Store(MutableMapping):  # type: ignore[type-arg]
                 "bytes_written",
                 "bytes_read",
                 "evictions",
+                "clean_evictions",
                 "promotions",
                 "encode_seconds",
                 "decode_seconds",
@@ -386,8 +395,12 @@ class Store(MutableMapping):  # type: ignore[type-arg]
                 if self._closed or not self._live:
                     return -1
                 key, entry = self._live.popitem(last=False)
-                entry.state = _EVICTING
                 self._live_total -= entry.weight
+                if entry.buffers:
+                    weight = entry.weight
+                    self._drop_live_copy(entry)
+                    return weight
+                entry.state = _EVICTING
                 self._busy += 1
             weight = entry.weight
             self._evict_to_pool([(key, entry)])
@@ -435,15 +448,18 @@ class Store(MutableMapping):  # type: ignore[type-arg]
         live object, and their weight),
         ``pool_reads`` and ``bytes_read`` (gets decoded from the pool),
         ``pool_writes`` and ``bytes_written`` (values copied into the pool),
-        ``evictions`` (live values moved into the pool), ``promotions``
-        (pooled values made live again), ``encode_seconds``,
+        ``evictions`` (live values moved into the pool), ``clean_evictions``
+        (live values dropped for the pool copy they kept, with
+        ``keep_read_copies``), ``promotions`` (pooled values made live
+        again; with ``keep_read_copies`` they count in ``pool_values`` too),
+        ``encode_seconds``,
         ``decode_seconds`` (serialization plus the copy). Where the pool's
         bytes are (host or disk) and what it moved: ``store.pool.stats()``.
         """
         with self._lock:
             result: Dict[str, Any] = {
                 "values": len(self._entries),
-                "live_values": len(self._entries) - self._pool_values,
+                "live_values": sum(1 for e in self._entries.values() if e.state != _POOLED),
                 "live_bytes": self._live_total + sum(
                     e.weight for e in self._entries.values() if e.state == _EVICTING
                 ),
@@ -560,6 +576,12 @@ class Store(MutableMapping):  # type: ignore[type-arg]
             del self._live[key]
             self._live_total -= entry.weight
             entry.value = None
+            if entry.buffers:  # a read copy kept in the pool
+                self._pool_total -= entry.nbytes
+                self._pool_values -= 1
+                entry.doomed = True
+                if entry.busy == 0:
+                    self._free_buffers(entry)
         elif entry.state == _EVICTING:
             entry.doomed = True  # the evicting thread frees what it wrote
         else:
@@ -584,13 +606,14 @@ class Store(MutableMapping):  # type: ignore[type-arg]
         weight = self._weight(value)
         if weight > self._live_limit:
             return []
-        self._pool_total -= entry.nbytes
-        self._pool_values -= 1
-        self._free_buffers(entry)
+        if not self._keep_read_copies:
+            self._pool_total -= entry.nbytes
+            self._pool_values -= 1
+            self._free_buffers(entry)
+            entry.nbytes = 0
         entry.state = _LIVE
         entry.value = value
         entry.weight = weight
-        entry.nbytes = 0
         self._live[key] = entry
         self._live_total += weight
         self._counters["promotions"] += 1
@@ -602,11 +625,22 @@ class Store(MutableMapping):  # type: ignore[type-arg]
         victims: List[Tuple[Hashable, _Entry]] = []
         while self._live_total > self._live_limit and self._live:
             key, entry = self._live.popitem(last=False)
-            entry.state = _EVICTING
             self._live_total -= entry.weight
+            if entry.buffers:
+                self._drop_live_copy(entry)  # its pool copy is still there
+                continue
+            entry.state = _EVICTING
             victims.append((key, entry))
         self._busy += len(victims)
         return victims
+
+    def _drop_live_copy(self, entry: _Entry) -> None:
+        """A live value that kept its pool copy (keep_read_copies) goes back to
+        being pooled only: no encode, no write. Under the lock, out of _live."""
+        entry.state = _POOLED
+        entry.value = None
+        entry.weight = 0
+        self._counters["clean_evictions"] += 1
 
     def _evict_quietly(self, victims: List[Tuple[Hashable, _Entry]]) -> None:
         """_evict_to_pool for a put or get that made room: a value that cannot

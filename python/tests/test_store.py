@@ -324,6 +324,49 @@ def test_live_values_are_kept_up_to_the_bound(pool: spillway.Pool) -> None:
     assert pool.stats()["live_buffers"] == 1 + 1 + 2  # 400 KiB in chunks of 256 KiB
 
 
+
+def test_read_copies_make_pushing_a_read_value_out_free(pool: spillway.Pool) -> None:
+    store = spillway.Store(pool, live_bytes=200 * KiB, keep_read_copies=True)
+    arrays = {i: np.full(100 * KiB, i, np.uint8) for i in range(4)}
+    for i, a in arrays.items():
+        store[i] = a  # 0 and 1 are pushed into the pool (written once)
+    assert store.stats()["pool_writes"] == 2
+    out = store[0]  # read from the pool, made live, its pool copy kept
+    np.testing.assert_array_equal(out, arrays[0])
+    s = store.stats()
+    assert (s["promotions"], s["pool_values"], s["live_values"]) == (1, 3, 2)
+    writes = s["pool_writes"]  # 3: the LRU live value (2) went into the pool
+    # Reading 1 pushes out 3, which has no pool copy: one write.
+    np.testing.assert_array_equal(store[1], arrays[1])
+    s = store.stats()
+    assert (s["pool_writes"], s["clean_evictions"]) == (writes + 1, 0)
+    # Reading 2 pushes out 0, read from the pool and kept there: no write.
+    np.testing.assert_array_equal(store[2], arrays[2])
+    s = store.stats()
+    assert (s["pool_writes"], s["clean_evictions"]) == (writes + 1, 1)
+    np.testing.assert_array_equal(store[0], arrays[0])  # the kept copy reads back
+    # evict() of a live value with a copy returns its weight, writes nothing.
+    before = store.stats()["pool_writes"]
+    assert store.evict() > 0
+    assert store.stats()["pool_writes"] == before
+    # del frees the kept copy's pool buffers.
+    live_before = pool.stats()["live_buffers"]
+    for key in list(store):
+        del store[key]
+    assert pool.stats()["live_buffers"] < live_before
+    assert pool.stats()["live_buffers"] == 0
+    assert store.stats()["pool_values"] == 0
+
+
+def test_without_read_copies_a_read_value_leaves_the_pool(pool: spillway.Pool) -> None:
+    store = spillway.Store(pool, live_bytes=200 * KiB)
+    for i in range(3):
+        store[i] = np.full(100 * KiB, i, np.uint8)
+    store[0]
+    s = store.stats()
+    assert (s["promotions"], s["clean_evictions"]) == (1, 0)
+    assert s["pool_values"] == 1  # 0 left the pool; 1 was pushed in to make room
+
 def test_evict_moves_the_least_recently_used_live_value(pool: spillway.Pool) -> None:
     store = spillway.Store(pool, live_bytes="1M")
     store["a"] = np.zeros(1000, np.uint8)

@@ -11,8 +11,9 @@ block) and checks the results against a run without a cluster. Each worker
 gets --budget bytes of memory for data:
 
 - ``spillway``: ``data=(SpillwayStore, {"host_bytes": budget, ...})``: the
-  pool's host tier; it spills to disk beyond it. ``--live-fraction`` moves a
-  share of the budget from the host tier to ``live_bytes`` (live objects);
+  pool's host tier; it spills to disk beyond it. ``--live-fraction`` (default
+  0.25) moves a share of the budget from the host tier to ``live_bytes``
+  (live objects; read-back values keep their pool copy, ``keep_read_copies``);
   ``--spillway-options`` adds keywords (``{"disk_io": "buffered"}``, ...).
 - ``zict``: distributed's default SpillBuffer with ``target`` = budget (the
   worker's ``memory_limit`` is budget / 0.6 and ``memory.target`` 0.6).
@@ -136,7 +137,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
-        "--live-fraction", type=float, default=0.0, help="share of the budget kept as live objects (spillway)"
+        "--live-fraction",
+        type=float,
+        default=0.25,
+        help="share of the budget kept as live objects (spillway; default 0.25, 0 for none)",
     )
     parser.add_argument(
         "--spillway-options", default="{}", help='more SpillwayStore keywords as JSON: {"disk_io": "buffered"}'

@@ -36,14 +36,8 @@ AccessLog synthetic_log(std::size_t events, bool equal_sizes, std::uint64_t* tot
   log.events.reserve(events + 4);
   *total_bytes = 0;
   auto push = [&](EventKind k, std::uint64_t id, Tier t, Access a, std::uint64_t v = 0) {
-    Event e;
-    e.kind = k;
-    e.buffer = id;
-    e.tier = t;
-    e.access = a;
-    e.value = v;
-    e.time_ns = log.events.size();
-    log.events.push_back(e);
+    log.events.push_back(
+        Event{.kind = k, .tier = t, .access = a, .time_ns = log.events.size(), .buffer = id, .value = v});
   };
   for (std::uint64_t id = 1; id <= kBuffers; ++id) {
     const std::uint64_t bytes =

@@ -42,15 +42,8 @@ AccessLog synthetic_log(std::size_t events, std::size_t buffers, std::size_t byt
   std::mt19937_64 rng(42);
   std::uint64_t t = 0;
   auto add = [&](EventKind k, std::uint64_t b, Tier tier, Access a, std::uint64_t value, std::uint32_t th) {
-    Event e;
-    e.kind = k;
-    e.buffer = b;
-    e.tier = tier;
-    e.access = a;
-    e.value = value;
-    e.thread = th;
-    e.time_ns = ++t;
-    log.events.push_back(e);
+    log.events.push_back(
+        Event{.kind = k, .tier = tier, .access = a, .thread = th, .time_ns = ++t, .buffer = b, .value = value});
   };
   log.events.reserve(events + 2 * buffers);
   for (std::size_t b = 1; b <= buffers; ++b) {

@@ -41,14 +41,8 @@ constexpr std::uint64_t kUnit = 4096;
 struct LogBuilder {
   AccessLog log;
   void add(EventKind k, std::uint64_t id, Tier tier = Tier::Device, Access a = Access::Read, std::uint64_t v = 0) {
-    Event e;
-    e.kind = k;
-    e.buffer = id;
-    e.tier = tier;
-    e.access = a;
-    e.value = v;
-    e.time_ns = log.events.size();
-    log.events.push_back(e);
+    log.events.push_back(
+        Event{.kind = k, .tier = tier, .access = a, .time_ns = log.events.size(), .buffer = id, .value = v});
   }
   void alloc(std::uint64_t id, std::uint64_t bytes, Tier preferred = Tier::Device) {
     add(EventKind::Allocate, id, preferred, Access::Read, bytes);

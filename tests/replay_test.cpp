@@ -44,15 +44,8 @@ class LogBuilder {
   }
   LogBuilder& add(EventKind k, std::uint64_t buffer, Tier tier = Tier::Host, Access a = Access::Read,
                   std::uint64_t value = 0, std::uint32_t thread = 0) {
-    Event e;
-    e.kind = k;
-    e.buffer = buffer;
-    e.tier = tier;
-    e.access = a;
-    e.value = value;
-    e.thread = thread;
-    e.time_ns = ++now_;
-    log_.events.push_back(e);
+    log_.events.push_back(Event{
+        .kind = k, .tier = tier, .access = a, .thread = thread, .time_ns = ++now_, .buffer = buffer, .value = value});
     return *this;
   }
   LogBuilder& alloc(std::uint64_t b, std::uint64_t bytes, Tier t = Tier::Device, std::uint32_t th = 0) {

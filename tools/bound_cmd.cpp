@@ -171,12 +171,6 @@ bool plot_curve(const std::string& svg, const std::string& csv, const std::strin
 
 }  // namespace
 
-std::uint64_t recorded_moved_bytes(const record::RecordedTotals& totals, Boundary b) {
-  constexpr int D = 0, H = 1, K = 2;
-  const auto& m = totals.moved_bytes;
-  if (b == Boundary::Device) return m[D][H] + m[D][K] + m[H][D] + m[K][D];
-  return m[D][K] + m[H][K] + m[K][D] + m[K][H];
-}
 
 json to_json(const BoundaryBound& b) {
   json j = {{"capacity_bytes", b.capacity_bytes},
@@ -240,12 +234,12 @@ int report_bounds(const record::AccessLog& log, const BoundArgs& a, std::ostream
     const std::uint64_t lo = std::max(memory.min_feasible_capacity(), o.device_bytes);
     const std::uint64_t hi = std::max(memory.working_set_bytes(), lo + 1);
     for (std::uint64_t c : spaced(lo, hi, a.points)) {
-      rows.push_back(CurveRow{Boundary::Memory, o.device_bytes, c - o.device_bytes, memory.evaluate(c)});
+      rows.push_back(CurveRow{Boundary::Memory, o.device_bytes, c - o.device_bytes, memory.evaluate(c), std::nullopt, std::nullopt});
     }
     if (device_present) {
       const offline::BoundaryModel device(log, Boundary::Device, o.granularity);
       for (std::uint64_t c : offline::curve_capacities(device, a.points)) {
-        rows.push_back(CurveRow{Boundary::Device, c, o.host_bytes, device.evaluate(c)});
+        rows.push_back(CurveRow{Boundary::Device, c, o.host_bytes, device.evaluate(c), std::nullopt, std::nullopt});
       }
     }
   }
@@ -271,8 +265,8 @@ int report_bounds(const record::AccessLog& log, const BoundArgs& a, std::ostream
 
   std::optional<std::uint64_t> moved[2];
   if (log.totals) {
-    moved[0] = recorded_moved_bytes(*log.totals, Boundary::Device);
-    moved[1] = recorded_moved_bytes(*log.totals, Boundary::Memory);
+    moved[0] = offline::boundary_bytes(log.totals->moved_bytes, Boundary::Device);
+    moved[1] = offline::boundary_bytes(log.totals->moved_bytes, Boundary::Memory);
   }
   if (a.json) {
     json j = {{"log", a.log}, {"program", log.program}, {"events", r.events},

@@ -38,11 +38,6 @@ int run_bound_command(const BoundArgs& args);
 // Writes the table or the JSON to `out`; returns the exit status.
 int report_bounds(const record::AccessLog& log, const BoundArgs& args, std::ostream& out);
 
-// Bytes the recorded run moved across the boundary (from the log's footer):
-// device: every move into or out of the device tier; memory: into or out of
-// disk.
-std::uint64_t recorded_moved_bytes(const record::RecordedTotals& totals, offline::Boundary b);
-
 nlohmann::json to_json(const offline::BoundaryBound& b);
 
 }  // namespace spillway::tools

@@ -15,8 +15,6 @@ namespace spillway::tools {
 
 namespace {
 
-const char* policy_name(EvictionPolicy p) { return p == EvictionPolicy::Lookahead ? "lookahead" : "lru (clock)"; }
-
 std::string pair_name(int from, int to) {
   return std::string(tier_name(static_cast<Tier>(from))) + "->" + std::string(tier_name(static_cast<Tier>(to)));
 }
@@ -107,7 +105,7 @@ int run_replay_command(const ReplayArgs& a) {
   std::printf("pool: device %s, host %s, disk %s, policy %s, %u replay thread(s)\n",
               po.device.capacity_bytes == 0 ? "off" : format_bytes(po.device.capacity_bytes).c_str(),
               po.host.capacity_bytes == 0 ? "off" : format_bytes(po.host.capacity_bytes).c_str(),
-              po.disk.enabled ? format_bytes(po.disk.capacity_bytes).c_str() : "off", policy_name(r.policy),
+              po.disk.enabled ? format_bytes(po.disk.capacity_bytes).c_str() : "off", offline::policy_display_name(r.policy),
               r.threads);
   std::printf("\n  %-16s %8s %14s %14s\n", "from -> to", "moves", "bytes", "recorded");
   for (int from = 0; from < kTierCount; ++from) {

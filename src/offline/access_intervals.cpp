@@ -144,6 +144,13 @@ IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary bounda
     return q;
   };
   auto points_now = [&] { return static_cast<std::uint32_t>(t.point_event.size()); };
+  // The dense index of a live buffer; kNone (counted) for one the log never
+  // allocated or already freed.
+  auto known = [&](std::uint64_t id) {
+    const std::uint32_t x = live.find(id);
+    if (x == kNone) ++t.unknown_buffer_events;
+    return x;
+  };
   // The span of buffer x ends: its bytes stop being pinned after the last
   // point so far.
   auto end_span = [&](std::uint32_t x) {
@@ -179,11 +186,8 @@ IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary bounda
         break;
       }
       case EventKind::Pin: {
-        const std::uint32_t x = live.find(e.buffer);
-        if (x == kNone) {
-          ++t.unknown_buffer_events;
-          break;
-        }
+        const std::uint32_t x = known(e.buffer);
+        if (x == kNone) break;
         BufferState& b = st[x];
         if (!is_above(boundary, e.tier)) {
           if (b.above_pins == 0) {
@@ -227,11 +231,8 @@ IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary bounda
         break;
       }
       case EventKind::Unpin: {
-        const std::uint32_t x = live.find(e.buffer);
-        if (x == kNone) {
-          ++t.unknown_buffer_events;
-          break;
-        }
+        const std::uint32_t x = known(e.buffer);
+        if (x == kNone) break;
         BufferState& b = st[x];
         if (!is_above(boundary, e.tier)) {
           if (b.below_pins == 0) ++t.stray_unpins;
@@ -257,11 +258,8 @@ IntervalTrace build_interval_trace(const record::AccessLog& log, Boundary bounda
         break;
       }
       case EventKind::Free: {
-        const std::uint32_t x = live.find(e.buffer);
-        if (x == kNone) {
-          ++t.unknown_buffer_events;
-          break;
-        }
+        const std::uint32_t x = known(e.buffer);
+        if (x == kNone) break;
         // A freed buffer leaves for free, dirty or not: its bytes are dead.
         if (st[x].above_pins > 0) end_span(x);
         st[x].above_pins = 0;

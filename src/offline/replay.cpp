@@ -53,6 +53,10 @@ EvictionPolicy parse_policy_name(const std::string& name) {
   throw std::invalid_argument("replay policy: expected lru, clock or lookahead, got '" + name + "'");
 }
 
+const char* policy_display_name(EvictionPolicy p) {
+  return p == EvictionPolicy::Lookahead ? "lookahead" : "lru (clock)";
+}
+
 PoolOptions replay_pool_options(const record::AccessLog& log, const ReplayOptions& ro) {
   const record::RecordedOptions& rec = log.options;
   PoolOptions o;  // not from_env(): a replay must not depend on the caller's environment

@@ -59,6 +59,8 @@ class ReplayError : public std::runtime_error {
 // from reference bits. "lookahead" is EvictionPolicy::Lookahead. Throws
 // std::invalid_argument naming the text otherwise.
 EvictionPolicy parse_policy_name(const std::string& name);
+// The name reports print: "lru (clock)" or "lookahead".
+const char* policy_display_name(EvictionPolicy p);
 
 struct ReplayOptions {
   // Tier budgets; unset: the recorded ones. 0 turns the tier off.

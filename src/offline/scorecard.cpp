@@ -12,8 +12,6 @@ namespace spillway::offline {
 
 namespace {
 
-const char* policy_label(EvictionPolicy p) { return p == EvictionPolicy::Lookahead ? "lookahead" : "lru (clock)"; }
-
 std::string mib(std::uint64_t bytes) {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
@@ -64,7 +62,7 @@ Scorecard make_scorecard(const record::AccessLog& log, const ScorecardOptions& o
     ro.policy = p;
     const ReplayResult r = replay(log, ro);
     PolicyRow row;
-    row.name = policy_label(p);
+    row.name = policy_display_name(p);
     row.device_bytes = boundary_bytes(r.moved_bytes, Boundary::Device);
     row.memory_bytes = boundary_bytes(r.moved_bytes, Boundary::Memory);
     row.wall_seconds = r.wall_seconds;

@@ -210,7 +210,8 @@ BufferRecord* PoolCore::allocate_fast(std::size_t bytes, Tier preferred, std::st
         sh->add(sh->cached_bytes[static_cast<std::size_t>(t)], -static_cast<std::uint64_t>(class_bytes(c)));
         r->primary = static_cast<Tier>(t);
         r->home = sh;
-        r->state.store(state::tier_bits(t) | state::kFresh, std::memory_order_relaxed);
+        r->state.store(state::tier_bits(t), std::memory_order_relaxed);
+        r->marks.store(mark::kFresh, std::memory_order_relaxed);
         sh->pending.push_back(r);
         sh->count_backlog();
         sh->add(sh->buffers[static_cast<std::size_t>(t)], 1);
@@ -305,7 +306,8 @@ BufferRecord* PoolCore::allocate_slow(std::size_t bytes, Tier preferred, std::st
   }
   ++buffers_[static_cast<std::size_t>(tier_index(r->primary))];
   ++handles_;
-  r->state.store(state::kFresh, std::memory_order_relaxed);
+  r->state.store(0, std::memory_order_relaxed);
+  r->marks.store(mark::kFresh, std::memory_order_relaxed);
   register_record(rec.release());
   publish_state(r);
   note_peak(r->primary);

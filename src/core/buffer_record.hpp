@@ -24,8 +24,6 @@
 //   kCleanBelow a clean copy exists below the primary: a ReadWrite pin must
 //               drop it, so it takes the slow path (a Read pin need not)
 //   kFrozen     check_invariants() holds every record still for a moment
-//   kRef        pinned since the eviction scan last passed (CLOCK)
-//   kFresh      allocated, and neither pinned nor hinted since (Lookahead)
 //   kGarbage    freed on the fast path; the record waits in its freeing
 //               thread's shard until a batch unlinks it (PoolCore::collect)
 //   kBiased     read-shared: Read pins may count in their thread's reader
@@ -37,8 +35,8 @@
 //      it returns: the pin holds only if that value had tier = T and
 //      neither kSlow nor kFrozen set; otherwise the pin takes its increment
 //      back at once and goes the slow path. Only a pin that holds reads
-//      block[T], which is stable: see 2. (kRef is set and kFresh cleared
-//      afterwards, by a separate RMW only when they need it.)
+//      block[T], which is stable: see 2. (The policy marks of a use are
+//      set afterwards in `marks`, with a plain store: see below.)
 //   2. The slow path changes a record's primary block only after *claiming*
 //      the record: one CAS from a word with pins = 0 and kSlow clear to one
 //      with kSlow set. Pin and claim meet on the same word, so exactly one
@@ -48,7 +46,7 @@
 //      granted to a buffer being moved (the pin takes the slow path, finds
 //      the record moving and waits). A claim ends with publish_state()
 //      (PoolCore), which rewrites tier, kSlow and kCleanBelow from the
-//      record's fields, keeping the pins, kRef and kFresh bits.
+//      record's fields, keeping the pins and the other bits.
 // A taken-back increment is a count of a pin that never was, for a few
 // instructions: a claim in that moment fails and is retried, a slow-path
 // grant or unpin may see it, and check_invariants() reads states only when
@@ -68,6 +66,16 @@
 // path: a record freed while pinned has kSlow set, so its last unpin frees
 // it under the lock). An unpin that ends the last pin wakes the threads
 // counted in PoolCore::waiters_ (waiting for room, or for that pin).
+//
+// Policy marks (`marks`, a byte beside the word on its cache line):
+//   mark::kRef    pinned since the eviction scan last passed (CLOCK)
+//   mark::kFresh  allocated, and neither pinned nor hinted since (Lookahead)
+// They are hints to a policy, not part of what makes a pin safe, so they are
+// written with plain (relaxed) stores, and only when they change: a pin
+// never pays a second locked instruction for them. A store racing the
+// scan's clear (or a hint's) can lose one mark, which only changes the
+// order in which a policy picks among unpinned buffers. The first pin of a
+// new buffer thus costs one read-modify-write (its count), like any other.
 //
 // Counters: the pin count, and the pinned bytes a change books, go to the
 // calling thread's ThreadShard (the slow path's to the pool's counters). Its `seq` is odd while a
@@ -135,8 +143,6 @@ inline constexpr std::uint64_t kNoTier = 3;
 inline constexpr std::uint64_t kSlow = std::uint64_t{1} << 34;
 inline constexpr std::uint64_t kCleanBelow = std::uint64_t{1} << 35;
 inline constexpr std::uint64_t kFrozen = std::uint64_t{1} << 36;
-inline constexpr std::uint64_t kRef = std::uint64_t{1} << 37;
-inline constexpr std::uint64_t kFresh = std::uint64_t{1} << 38;
 inline constexpr std::uint64_t kGarbage = std::uint64_t{1} << 39;
 inline constexpr std::uint64_t kBiased = std::uint64_t{1} << 40;
 inline constexpr std::uint64_t kBiasPin = std::uint64_t{1} << 41;
@@ -174,6 +180,12 @@ constexpr PinnedChange pinned_change(std::uint64_t before, std::uint64_t after) 
   return {was ? tb : -1, is ? ta : -1};
 }
 }  // namespace state
+
+// A record's policy marks (Note [Residency state machine]).
+namespace mark {
+inline constexpr std::uint8_t kRef = 1;
+inline constexpr std::uint8_t kFresh = 2;
+}  // namespace mark
 
 // Intrusive doubly-linked lists of records, one hook per list kind, so that
 // linking and unlinking never allocates. A record is in at most one ring
@@ -222,13 +234,14 @@ class RecordList {
 
 inline constexpr std::uint64_t kNoHint = ~std::uint64_t{0};
 
-// Cache-line aligned, with the state word alone on the first line: threads
+// Cache-line aligned, with the state word and its marks alone on the first line: threads
 // pinning one buffer move that line between them once per pin or unpin,
 // and everything a pin reads besides (the block address, the footprint)
 // stays on lines they all keep a clean copy of.
 struct alignas(64) BufferRecord {
   // ---- lock-free (see the note above) ----
   std::atomic<std::uint64_t> state{0};
+  std::atomic<std::uint8_t> marks{0};  // mark::kRef, mark::kFresh
   // The block the live pins point at, stored by a pin that finds it
   // different: check_invariants() verifies that a pinned buffer's bytes
   // never moved.
@@ -278,6 +291,7 @@ struct alignas(64) BufferRecord {
   // sets can differ from a new record's.
   void reuse() {
     state.store(0, std::memory_order_relaxed);
+    marks.store(0, std::memory_order_relaxed);
     pinned_block.store(nullptr, std::memory_order_relaxed);
     next_use.store(kNoHint, std::memory_order_relaxed);
     primary = Tier::Host;
@@ -292,7 +306,12 @@ struct alignas(64) BufferRecord {
   // seq_cst: a thread that waits for pins to end reads this after counting
   // itself in PoolCore::waiters_, and an unpin reads waiters_ after its count.
   std::uint32_t pins() const { return state::pins(state.load(std::memory_order_seq_cst)); }
-  bool fresh() const { return (state.load(std::memory_order_relaxed) & state::kFresh) != 0; }
+  bool fresh() const { return (marks.load(std::memory_order_relaxed) & mark::kFresh) != 0; }
+  // Sets kRef and clears kFresh (the marks of a use), storing only when
+  // they change.
+  void note_use() {
+    if (marks.load(std::memory_order_relaxed) != mark::kRef) marks.store(mark::kRef, std::memory_order_relaxed);
+  }
 };
 
 inline ListHook& RecordList::hook(BufferRecord* r) const { return r->hooks[kind_]; }

@@ -3,7 +3,7 @@
 //
 // Exact LRU order needs a shared list moved on every unpin: the one write
 // that every pinning thread would make to the same cache line. Instead a pin
-// sets its record's kRef bit when it counts itself, and the scan walks
+// sets its record's kRef mark after it counts itself, and the scan walks
 // the ring from the front (the oldest arrivals): a record with kRef set is
 // given a second chance (the bit cleared, the record moved to the back, as
 // if it had just arrived), the first one without it is the victim. A buffer
@@ -27,9 +27,11 @@ class ClockPolicy final : public ReplacementPolicy {
         r = next;
         continue;
       }
-      if ((s & state::kRef) != 0) {
-        // Second chance. A pin racing this only sets the bit again.
-        r->state.fetch_and(~state::kRef, std::memory_order_relaxed);
+      const std::uint8_t m = r->marks.load(std::memory_order_relaxed);
+      if ((m & mark::kRef) != 0) {
+        // Second chance. A pin racing this sets the mark again, or its
+        // mark is lost (it then competes as one not pinned since).
+        r->marks.store(m & ~mark::kRef, std::memory_order_relaxed);
         ring.move_to_back(r);
         r = next != nullptr ? next : r;  // the last one comes round at once
         continue;

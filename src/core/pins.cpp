@@ -12,10 +12,8 @@ namespace spillway::detail {
 // ---- granting and ending pins -------------------------------------------------------
 
 void PoolCore::grant_pin(BufferRecord* r, Access access) {
-  std::uint64_t s = r->state.load(std::memory_order_relaxed);
-  while (!r->state.compare_exchange_weak(s, ((s + 1) | state::kRef) & ~state::kFresh, std::memory_order_acq_rel,
-                                         std::memory_order_relaxed)) {
-  }
+  const std::uint64_t s = r->state.fetch_add(1, std::memory_order_acq_rel);
+  r->note_use();
   book(r, s, s + 1);
   if (r->primary != Tier::Disk) {
     r->pinned_block.store(r->block[static_cast<std::size_t>(tier_index(r->primary))], std::memory_order_relaxed);
@@ -305,9 +303,8 @@ void PoolCore::hint_next_use(BufferRecord* r, std::uint64_t step) {
   }
   // No lock: Lookahead reads the hint when it next scans.
   r->next_use.store(step, std::memory_order_relaxed);
-  if ((r->state.load(std::memory_order_relaxed) & state::kFresh) != 0) {
-    r->state.fetch_and(~state::kFresh, std::memory_order_relaxed);
-  }
+  const std::uint8_t m = r->marks.load(std::memory_order_relaxed);
+  if ((m & mark::kFresh) != 0) r->marks.store(m & ~mark::kFresh, std::memory_order_relaxed);
 }
 
 void PoolCore::evict(BufferRecord* r, Tier where) {

@@ -282,7 +282,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
       if (finish) end_reader_slow(r, slot);
       return false;
     }
-    if ((s & (state::kRef | state::kFresh)) != state::kRef) note_use(r);
+    r->note_use();
     void* b = r->block[tier_index(where)];
     if (r->pinned_block.load(std::memory_order_relaxed) != b) r->pinned_block.store(b, std::memory_order_relaxed);
     sh.add(sh.pins, 1);
@@ -319,7 +319,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // A fast pin that holds (its count returned `s`): the marks of a use, the
   // counters, the block. Ends the thread's seq window.
   static void* finish_pin(ThreadShard& sh, BufferRecord* r, Tier where, std::uint64_t s) {
-    if ((s & (state::kRef | state::kFresh)) != state::kRef) note_use(r);
+    r->note_use();
     void* b = r->block[tier_index(where)];
     // Whoever pins sees that it is recorded (a count being taken back can
     // hide which pin was the first).
@@ -368,18 +368,6 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     const std::uint64_t d = static_cast<std::uint64_t>(static_cast<std::int64_t>(delta));
     const std::uint64_t before = r->state.fetch_sub(d, std::memory_order_acq_rel);
     book(sh, r, before, before - d);
-  }
-  // Sets kRef, clears kFresh (the CLOCK and Lookahead marks of a use).
-  static void note_use(BufferRecord* r) {
-    // Both marks in one read-modify-write (the first pin of a new buffer
-    // needs both: a fetch_or and a fetch_and cost it two locked
-    // instructions). Only these two bits change; the loop retries when a
-    // count or another bit moved meanwhile.
-    std::uint64_t w = r->state.load(std::memory_order_relaxed);
-    while ((w & (state::kRef | state::kFresh)) != state::kRef &&
-           !r->state.compare_exchange_weak(w, (w | state::kRef) & ~state::kFresh, std::memory_order_relaxed,
-                                           std::memory_order_relaxed)) {
-    }
   }
   // The same two with race points, for pools made under a race hook.
   bool instrumented_pin(BufferRecord* r, Tier where, Access access, void** block);

@@ -11,7 +11,8 @@
 // state word, which fails if a pin came first (buffer_record.hpp).
 //
 // Policies learn recency without a lock on the pin path: a pin sets the
-// record's kRef bit right after the increment that counts it, and Lookahead reads the
+// record's kRef mark (BufferRecord::marks) right after the increment that
+// counts it, and Lookahead reads the
 // next-use hint (BufferRecord::next_use) that Buffer::hint_next_use stores.
 //
 // Called under PoolCore::mu_ only. One file per policy:

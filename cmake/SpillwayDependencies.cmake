@@ -17,3 +17,9 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 include(CheckLibraryExists)
 check_library_exists(rt shm_open "" SPILLWAY_HAVE_LIBRT)
+# The offline bound's min-cost flow (src/offline/flow_bound.cpp): LEMON's
+# network simplex, header-only for that part (Debian: liblemon-dev).
+find_path(LEMON_INCLUDE_DIR lemon/network_simplex.h)
+if(NOT LEMON_INCLUDE_DIR)
+  message(FATAL_ERROR "spillway: LEMON's lemon/network_simplex.h not found (Debian: apt-get install liblemon-dev; scripts/setup.sh installs it)")
+endif()

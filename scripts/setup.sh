@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libopenblas-dev         # the host BLAS
   libcli11-dev nlohmann-json3-dev
+  liblemon-dev            # network simplex: the offline bound's min-cost flow
   gnuplot-nox             # plots
   libjemalloc-dev libmimalloc-dev   # allocator baselines in bench/
   prometheus              # promtool, to check the metrics output

@@ -462,7 +462,7 @@ TEST(Bound, EqualSizeReadOnlyEqualsBruteForce) {
   TraceShape shape;
   shape.buffers = 6;
   shape.accesses = 16;
-  int compared = 0;
+  int compared = 0, flow_solved = 0;
   for (int trial = 0; trial < 300; ++trial) {
     const AccessLog log = random_log(rng, shape);
     for (Boundary b : {Boundary::Device, Boundary::Memory}) {
@@ -481,12 +481,21 @@ TEST(Bound, EqualSizeReadOnlyEqualsBruteForce) {
       const BoundaryBound plain = model.evaluate(cap, false, /*equal_size_min=*/false);
       EXPECT_LE(plain.lower_bound_bytes, *opt) << "trial " << trial;
       EXPECT_GE(plain.upper_bound_bytes, *opt) << "trial " << trial;
+      // Without MIN, the flow bound is solved wherever PFOO-L and PFOO-U
+      // differ. One size, no write-back: the relaxation is integral, so it
+      // is the optimum.
+      if (plain.flow_lower_bytes) {
+        ++flow_solved;
+        EXPECT_EQ(*plain.flow_lower_bytes, *opt) << "trial " << trial << " " << to_string(b) << " cap " << cap;
+        EXPECT_EQ(plain.lower_bound_bytes, *opt) << "trial " << trial;
+      }
       const Replay replay = replay_schedule(log, b, cap, r.schedule);
       ASSERT_TRUE(replay.ok) << "trial " << trial << ": " << replay.why;
       EXPECT_EQ(replay.cost.total(), r.upper_bound_bytes) << "trial " << trial;
     }
   }
   EXPECT_GT(compared, 400);
+  EXPECT_GT(flow_solved, compared / 10);
 }
 
 // Variable sizes and writes: lower <= the optimum <= upper, and the bound
@@ -498,7 +507,7 @@ TEST(Bound, VariableSizesWithWritesBracketBruteForce) {
   shape.accesses = 16;
   shape.equal_sizes = false;
   shape.write_p = 0.4;
-  int compared = 0, strict = 0;
+  int compared = 0, strict = 0, tighter = 0;
   for (int trial = 0; trial < 300; ++trial) {
     const AccessLog log = random_log(rng, shape);
     for (Boundary b : {Boundary::Device, Boundary::Memory}) {
@@ -512,6 +521,17 @@ TEST(Bound, VariableSizesWithWritesBracketBruteForce) {
       EXPECT_LE(r.lower_bound_bytes, *opt) << "trial " << trial << " " << to_string(b) << " cap " << cap;
       EXPECT_GE(r.upper_bound_bytes, *opt) << "trial " << trial << " " << to_string(b) << " cap " << cap;
       if (r.lower_bound_bytes < r.upper_bound_bytes) ++strict;
+      // The flow bound keeps the capacity at every point where PFOO-L sums
+      // it over all points: never looser (up to a byte of rounding each).
+      // (Solved where PFOO-L is below the upper bound.)
+      if (r.flow_lower_bytes) {
+        EXPECT_GE(*r.flow_lower_bytes + 2, r.pfoo_lower_bytes) << "trial " << trial;
+        EXPECT_LE(*r.flow_lower_bytes, *opt) << "trial " << trial << " " << to_string(b) << " cap " << cap;
+        EXPECT_EQ(r.lower_bound_bytes, std::max(*r.flow_lower_bytes, r.pfoo_lower_bytes)) << "trial " << trial;
+        if (*r.flow_lower_bytes > r.pfoo_lower_bytes + 2) ++tighter;
+      } else {
+        EXPECT_EQ(r.pfoo_lower_bytes, r.upper_bound_bytes) << "trial " << trial;
+      }
       const Replay replay = replay_schedule(log, b, cap, r.schedule);
       ASSERT_TRUE(replay.ok) << "trial " << trial << ": " << replay.why;
       EXPECT_EQ(replay.cost.total(), r.upper_bound_bytes) << "trial " << trial;
@@ -521,6 +541,7 @@ TEST(Bound, VariableSizesWithWritesBracketBruteForce) {
   }
   EXPECT_GT(compared, 400);
   EXPECT_GT(strict, 0);  // the traces are hard enough for the bounds to differ
+  EXPECT_GT(tighter, compared / 10) << "the flow bound should beat PFOO-L often on short traces";
 }
 
 // 1,000 larger random traces: the lower bound is below what LRU and MIN

@@ -81,6 +81,10 @@ std::string row_text(const BoundaryBound& b) {
   std::snprintf(buf, sizeof buf, "        lower: fetch %s + write-back %s; upper: fetch %s + write-back %s\n",
                 format_bytes(b.lower_fetch_bytes).c_str(), format_bytes(b.lower_writeback_bytes).c_str(),
                 format_bytes(b.upper_fetch_bytes).c_str(), format_bytes(b.upper_writeback_bytes).c_str());
+  s += buf;
+  std::snprintf(buf, sizeof buf, "        lower bounds: flow %s, PFOO-L %s\n",
+                b.flow_lower_bytes ? format_bytes(*b.flow_lower_bytes).c_str() : "(not solved: --flow-limit)",
+                format_bytes(b.pfoo_lower_bytes).c_str());
   return s + buf;
 }
 
@@ -178,6 +182,7 @@ json to_json(const BoundaryBound& b) {
             {"peak_pinned_bytes", b.peak_pinned_bytes},
             {"peak_pinned_event", b.peak_pinned_event},
             {"lower_bound_bytes", b.lower_bound_bytes},
+            {"pfoo_lower_bytes", b.pfoo_lower_bytes},
             {"upper_bound_bytes", b.upper_bound_bytes},
             {"lower_fetch_bytes", b.lower_fetch_bytes},
             {"lower_writeback_bytes", b.lower_writeback_bytes},
@@ -189,6 +194,7 @@ json to_json(const BoundaryBound& b) {
             {"intervals", b.intervals},
             {"equal_size_bytes", b.equal_size}};
   j["min_bytes"] = b.min_bytes ? json(*b.min_bytes) : json(nullptr);
+  j["flow_lower_bytes"] = b.flow_lower_bytes ? json(*b.flow_lower_bytes) : json(nullptr);
   return j;
 }
 
@@ -206,6 +212,9 @@ CLI::App* add_bound_command(CLI::App& app, BoundArgs& a) {
   c->add_option("--svg", a.svg, "with --curve: draw the curve here (a .csv and a .gp are written beside it)");
   c->add_flag("--policies", a.policies,
               "with --curve: also replay the log with LRU (CLOCK) and Lookahead at every budget of the curve");
+  c->add_option("--flow-limit", a.flow_limit,
+                "solve the flow lower bound when at most this many intervals cover a point (0: PFOO-L only)")
+      ->capture_default_str();
   c->add_option("--disk-dir", a.disk_dir, "with --policies: parent of the replays' spill directories");
   return c;
 }
@@ -223,6 +232,7 @@ int report_bounds(const record::AccessLog& log, const BoundArgs& a, std::ostream
   offline::BoundOptions o = offline::options_from(log.options);
   o.device_bytes = budget(a.device, o.device_bytes, "--device");
   o.host_bytes = budget(a.host, o.host_bytes, "--host");
+  o.flow_limit = a.flow_limit;
   const offline::BoundResult r = offline::compute_bounds(log, o);
   const bool device_present = r.device.present;
 
@@ -230,14 +240,16 @@ int report_bounds(const record::AccessLog& log, const BoundArgs& a, std::ostream
   if (a.curve) {
     // The memory boundary over host budgets, the device budget fixed; the
     // device boundary over device budgets.
-    const offline::BoundaryModel memory(log, Boundary::Memory, o.granularity);
+    offline::BoundaryModel memory(log, Boundary::Memory, o.granularity);
+    memory.set_flow_limit(o.flow_limit);
     const std::uint64_t lo = std::max(memory.min_feasible_capacity(), o.device_bytes);
     const std::uint64_t hi = std::max(memory.working_set_bytes(), lo + 1);
     for (std::uint64_t c : spaced(lo, hi, a.points)) {
       rows.push_back(CurveRow{Boundary::Memory, o.device_bytes, c - o.device_bytes, memory.evaluate(c), std::nullopt, std::nullopt});
     }
     if (device_present) {
-      const offline::BoundaryModel device(log, Boundary::Device, o.granularity);
+      offline::BoundaryModel device(log, Boundary::Device, o.granularity);
+      device.set_flow_limit(o.flow_limit);
       for (std::uint64_t c : offline::curve_capacities(device, a.points)) {
         rows.push_back(CurveRow{Boundary::Device, c, o.host_bytes, device.evaluate(c), std::nullopt, std::nullopt});
       }

@@ -29,6 +29,8 @@ struct BoundArgs {
   // the curve (spillway replay), spill files under disk_dir.
   bool policies = false;
   std::string disk_dir;
+  // Solve the flow bound up to this many intervals (0: PFOO-L only).
+  std::size_t flow_limit = spillway::offline::BoundOptions::kDefaultFlowLimit;
 };
 
 CLI::App* add_bound_command(CLI::App& app, BoundArgs& args);

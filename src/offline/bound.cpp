@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "spillway/options.hpp"
+#include "src/offline/flow_bound.hpp"
 #include "src/offline/max_segment_tree.hpp"
 
 namespace spillway::offline {
@@ -145,6 +146,7 @@ BoundaryBound BoundaryModel::evaluate(std::uint64_t capacity, bool keep_schedule
   r.lower_fetch_bytes = t.compulsory_fetch_bytes + total_fetch_ - std::min(saved_fetch, total_fetch_);
   r.lower_writeback_bytes = t.compulsory_writeback_bytes + total_writeback_ - std::min(saved_writeback, total_writeback_);
   r.lower_bound_bytes = r.lower_fetch_bytes + r.lower_writeback_bytes;
+  r.pfoo_lower_bytes = r.lower_bound_bytes;
 
   // Upper bound: the same order, an interval kept only when it fits on top
   // of the pins and the intervals kept before it at every point it covers.
@@ -194,6 +196,23 @@ BoundaryBound BoundaryModel::evaluate(std::uint64_t capacity, bool keep_schedule
   r.upper_fetch_bytes = upper.fetch_bytes;
   r.upper_writeback_bytes = upper.writeback_bytes;
   r.upper_bound_bytes = upper.total();
+  // The flow bound: the same choice relaxed only to fractions, with the
+  // capacity kept at every point. Never below PFOO-L's (up to rounding).
+  // Solved only where it can tell more: when PFOO-L leaves a gap below
+  // the upper bound.
+  if (flow_limit_ > 0 && r.lower_bound_bytes < r.upper_bound_bytes) {
+    if (const auto flow = flow_lower_bound(t, benefit_, capacity, flow_limit_)) {
+      const std::uint64_t compulsory = t.compulsory_fetch_bytes + t.compulsory_writeback_bytes;
+      const std::uint64_t lower = compulsory + flow->unsaved_bytes;
+      r.flow_lower_bytes = lower;
+      if (lower > r.lower_bound_bytes) {
+        r.lower_bound_bytes = lower;
+        r.lower_writeback_bytes = t.compulsory_writeback_bytes + flow->unsaved_writeback_bytes;
+        r.lower_fetch_bytes = lower - r.lower_writeback_bytes;
+      }
+    }
+  }
+
   if (r.lower_bound_bytes > r.upper_bound_bytes) {
     // Impossible if the model is right: say so rather than print nonsense.
     throw std::logic_error("spillway bound: the lower bound (" + std::to_string(r.lower_bound_bytes) +
@@ -215,13 +234,15 @@ BoundResult compute_bounds(const record::AccessLog& log, const BoundOptions& opt
   BoundResult result;
   result.events = log.events.size();
   {
-    const BoundaryModel memory(log, Boundary::Memory, options.granularity);
+    BoundaryModel memory(log, Boundary::Memory, options.granularity);
+    memory.set_flow_limit(options.flow_limit);
     result.memory = memory.evaluate(saturating_add(options.device_bytes, options.host_bytes), options.keep_schedule,
                                     options.equal_size_min);
     result.unknown_buffer_events = memory.trace().unknown_buffer_events;
     result.stray_unpins = memory.trace().stray_unpins;
   }
-  const BoundaryModel device(log, Boundary::Device, options.granularity);
+  BoundaryModel device(log, Boundary::Device, options.granularity);
+  device.set_flow_limit(options.flow_limit);
   if (options.device_bytes > 0 || device.trace().spans > 0) {
     result.device = device.evaluate(options.device_bytes, options.keep_schedule, options.equal_size_min);
   } else {

@@ -36,6 +36,13 @@ struct BoundOptions {
   // charge: a log of many small buffers fills a tier long before their
   // bytes add up to its capacity.
   std::uint64_t granularity = 1;
+  // The flow bound (flow_bound.hpp) is solved when at most this many
+  // intervals cover a point (0: never), and only where PFOO-L's bound
+  // is below the upper one; above the limit the lower bound is PFOO-L's
+  // alone. The network simplex takes about 0.1 s on 13,000 intervals and
+  // minutes on 250,000 (docs/bound.md).
+  std::size_t flow_limit = kDefaultFlowLimit;
+  static constexpr std::size_t kDefaultFlowLimit = 50'000;
 };
 // The budgets the log was recorded with, and the pool's arena granularity.
 BoundOptions options_from(const record::RecordedOptions& recorded);
@@ -60,7 +67,9 @@ struct BoundaryBound {
   std::uint64_t peak_pinned_bytes = 0;
   std::uint64_t peak_pinned_event = 0;  // the first event where the peak is reached
 
-  std::uint64_t lower_bound_bytes = 0;  // no policy moves fewer bytes
+  std::uint64_t lower_bound_bytes = 0;  // no policy moves fewer bytes: the best of the bounds below
+  std::uint64_t pfoo_lower_bytes = 0;   // PFOO-L's (space-time knapsack)
+  std::optional<std::uint64_t> flow_lower_bytes;  // the flow bound's, when it was solved
   std::uint64_t upper_bound_bytes = 0;  // a feasible schedule moves this many
   std::uint64_t lower_fetch_bytes = 0, lower_writeback_bytes = 0;  // the lower bound's parts
   std::uint64_t upper_fetch_bytes = 0, upper_writeback_bytes = 0;  // the schedule's parts
@@ -92,6 +101,8 @@ class BoundaryModel {
   // granularity: see build_interval_trace (BoundOptions::granularity).
   BoundaryModel(const record::AccessLog& log, Boundary boundary, std::uint64_t granularity = 1);
   BoundaryBound evaluate(std::uint64_t capacity, bool keep_schedule = false, bool equal_size_min = true) const;
+  // At most how many intervals the flow bound takes on (BoundOptions::flow_limit).
+  void set_flow_limit(std::size_t limit) { flow_limit_ = limit; }
   const IntervalTrace& trace() const { return trace_; }
   // The capacity below which the log is infeasible, and the one above which
   // only compulsory bytes move (every buffer fits at once).
@@ -106,6 +117,7 @@ class BoundaryModel {
   std::vector<std::uint64_t> benefit_;       // fetch + the write-back assigned to it
   std::vector<std::uint8_t> carries_epoch_;  // 1: this interval carries its epoch's write-back
   std::uint64_t total_fetch_ = 0, total_writeback_ = 0;  // every fetch and write-back possible
+  std::size_t flow_limit_ = BoundOptions::kDefaultFlowLimit;
 };
 
 struct CurvePoint {

@@ -810,6 +810,11 @@ TEST(BoundCommand, JsonAndCurve) {
   const auto& dev = j.at("boundaries").at("device");
   EXPECT_EQ(dev.at("capacity_bytes").get<std::uint64_t>(), 4 * kUnit);
   EXPECT_LE(dev.at("lower_bound_bytes").get<std::uint64_t>(), dev.at("upper_bound_bytes").get<std::uint64_t>());
+  // The lower bound is the better of the two that were computed.
+  const auto pfoo = dev.at("pfoo_lower_bytes").get<std::uint64_t>();
+  const auto& flow = dev.at("flow_lower_bytes");
+  EXPECT_EQ(dev.at("lower_bound_bytes").get<std::uint64_t>(),
+            flow.is_null() ? pfoo : std::max(pfoo, flow.get<std::uint64_t>()));
   EXPECT_EQ(dev.at("recorded_moved_bytes").get<std::uint64_t>(), 22 * kUnit);
   const auto& mem = j.at("boundaries").at("memory");
   EXPECT_EQ(mem.at("capacity_bytes").get<std::uint64_t>(), 12 * kUnit);

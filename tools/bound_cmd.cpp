@@ -83,7 +83,9 @@ std::string row_text(const BoundaryBound& b) {
                 format_bytes(b.upper_fetch_bytes).c_str(), format_bytes(b.upper_writeback_bytes).c_str());
   s += buf;
   std::snprintf(buf, sizeof buf, "        lower bounds: flow %s, PFOO-L %s\n",
-                b.flow_lower_bytes ? format_bytes(*b.flow_lower_bytes).c_str() : "(not solved: --flow-limit)",
+                b.flow_lower_bytes                           ? format_bytes(*b.flow_lower_bytes).c_str()
+                : b.pfoo_lower_bytes >= b.upper_bound_bytes ? "(not needed: PFOO-L meets the upper bound)"
+                                                              : "(not solved: more intervals than --flow-limit)",
                 format_bytes(b.pfoo_lower_bytes).c_str());
   return s + buf;
 }

@@ -5,8 +5,10 @@
 // a policy's bytes with them. The model, the algorithms and why the bounds
 // hold: docs/bound.md. After Berger, Beckmann and Harchol-Balter, "Practical
 // Bounds on Optimal Caching with Variable Object Sizes" (SIGMETRICS 2018):
-// the lower bound is their PFOO-L, the upper bound their PFOO-U, extended
-// with write-backs and pinned (mandatory) occupancy.
+// the lower bound is the better of their FOO (a min-cost flow,
+// flow_bound.hpp, on logs small enough) and PFOO-L, the upper bound the
+// better of PFOO-U and Belady's rule, extended with write-backs and pinned
+// (mandatory) occupancy.
 //
 // Pure functions of their arguments; safe to call from several threads.
 #pragma once

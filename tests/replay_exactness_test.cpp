@@ -291,8 +291,10 @@ TEST(ReplayExactness, TheReplaySaysWhenItMustBeExact) {
   EXPECT_NE(offline::exact_replay_obstacle(racing, ro), "");
   record::AccessLog quota = log;
   quota.options.disk_bytes = 64 << 20;
-  EXPECT_NE(offline::exact_replay_obstacle(quota, {}).find("Adaptive"), std::string::npos);
+  EXPECT_NE(offline::exact_replay_obstacle(quota, {}).find("disk quota with compression"), std::string::npos);
   quota.options.compression = Compression::Lz4;
+  EXPECT_NE(offline::exact_replay_obstacle(quota, {}), "");
+  quota.options.compression = Compression::None;
   EXPECT_EQ(offline::exact_replay_obstacle(quota, {}), "");
   record::AccessLog no_footer = log;
   no_footer.totals.reset();

@@ -144,7 +144,7 @@ int run_replay_command(const ReplayArgs& a) {
     std::printf("recorded totals none (the log has no footer)\n");
   } else {
     std::printf("recorded totals %s\n", r.matches_recorded ? "match: every tier pair moved the recorded bytes"
-                                                           : "differ (see docs/replay.md: exactness and its conditions)");
+                                                           : "differ (see docs/replay.md, \"Exact replay\")");
   }
   if (r.exact_expected) {
     std::printf("exact replay    expected (a deterministic single-threaded recording, its own options and policy): %s\n",

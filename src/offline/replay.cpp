@@ -95,8 +95,10 @@ std::string exact_replay_obstacle(const record::AccessLog& log, const ReplayOpti
   if (ro.device_bytes && *ro.device_bytes != rec.device_bytes) return "the replay changes the device budget";
   if (ro.host_bytes && *ro.host_bytes != rec.host_bytes) return "the replay changes the host budget";
   if (ro.policy && *ro.policy != rec.policy) return "the replay changes the policy";
-  if (rec.disk_enabled && rec.disk_bytes != kUnlimited && rec.compression == Compression::Adaptive) {
-    return "a disk quota with Adaptive compression (its codec choice, and so what fits, depends on measured speed)";
+  if (rec.disk_enabled && rec.disk_bytes != kUnlimited && rec.compression != Compression::None) {
+    // Replay's payloads compress unlike the program's (and Adaptive decides
+    // by measured speed): under a quota, what fits on disk differs.
+    return "a disk quota with compression (replay's payloads compress unlike the program's, so what fits differs)";
   }
   return "";
 }

@@ -111,8 +111,9 @@ PoolOptions replay_pool_options(const record::AccessLog& log, const ReplayOption
 // footer, nothing dropped), the run was single-threaded and recorded with
 // deterministic_moves, and the replay runs on one thread with the recorded
 // options (budgets, policy, deterministic mode; no disk quota unless the
-// compression is fixed, since Adaptive picks codecs, and so extent sizes,
-// by measured speed). See docs/replay.md, "Exact replay".
+// compression is None: replay's payloads compress unlike the program's, and
+// Adaptive picks codecs by measured speed, so under a quota what fits on
+// disk differs). See docs/replay.md, "Exact replay".
 std::string exact_replay_obstacle(const record::AccessLog& log, const ReplayOptions& options);
 
 struct ReplayResult {

@@ -136,13 +136,13 @@ PoolCore::EvictOutcome PoolCore::evict_one(BufferRecord* v, EvictionReason reaso
   if (from == Tier::Device) {
     if (void* b = try_block(Tier::Host, v->size)) {
       launch_move(v, Tier::Host, b, std::nullopt, true, reason, nullptr, on_caller, true);
-      if (on_caller) inline_moves->push_back({v, from, Tier::Host, b, std::nullopt, reason});
+      if (on_caller) inline_moves->push_back({v, from, Tier::Host, b, std::nullopt, reason, true, nullptr});
       return EvictOutcome::Evicted;
     }
   }
   if (auto e = try_extent(v->size)) {
     launch_move(v, Tier::Disk, nullptr, e, true, reason, nullptr, on_caller, true);
-    if (on_caller) inline_moves->push_back({v, from, Tier::Disk, nullptr, e, reason});
+    if (on_caller) inline_moves->push_back({v, from, Tier::Disk, nullptr, e, reason, true, nullptr});
     return EvictOutcome::Evicted;
   }
   release_claim(v);

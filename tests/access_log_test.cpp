@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sys/wait.h>
+// Header-only XXH3 (no link dependency): a test reseals a header by hand.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -47,6 +50,7 @@ AccessLog random_log(std::uint64_t seed, std::size_t n, std::uint32_t threads) {
   log.options.low_watermark = 0.5;
   log.options.compression = Compression::Lz4;
   log.options.io_threads = 3;
+  log.options.deterministic_moves = seed % 2 == 1;
   log.markers = {"clear_session", "epoch", ""};
   std::uint64_t t = rng() % 1000;
   for (std::size_t i = 0; i < n; ++i) {
@@ -199,6 +203,48 @@ TEST(AccessLogFormat, ErrorsNameWhatAndWhere) {
   v = good;
   v.push_back(std::byte{0});
   EXPECT_NE(error_of(v).find("follow the footer"), std::string::npos) << error_of(v);
+}
+
+// Version 2 added the header's flags byte (deterministic_moves). A version 1
+// header, which has none, still reads, as a run without the mode.
+TEST(AccessLogFormat, DeterministicFlagRoundTripsAndVersionOneLogsStillRead) {
+  AccessLog log = random_log(2, 10, 1);
+  log.options.deterministic_moves = true;
+  const std::vector<std::byte> v2 = record::encode_access_log(log);
+  EXPECT_EQ(record::format::get_le(v2.data() + 8, 4), 2u);
+  const AccessLog back = record::decode_access_log(v2);
+  EXPECT_TRUE(back.options.deterministic_moves);
+  EXPECT_EQ(back.version, 2u);
+
+  // The same log as version 1 wrote it: no flags byte, the header one byte
+  // shorter, its checksum over the bytes before it.
+  const std::size_t header = record::format::encode_header(log.program, log.options).size();
+  std::vector<std::byte> v1(v2.begin(), v2.begin() + static_cast<std::ptrdiff_t>(header - 9));
+  v1[8] = std::byte{1};
+  const auto v1_header = static_cast<std::uint32_t>(header - 1);
+  for (int i = 0; i < 4; ++i) v1[12 + static_cast<std::size_t>(i)] = static_cast<std::byte>(v1_header >> (8 * i));
+  record::format::put_u64(v1, XXH3_64bits(v1.data(), v1.size()));
+  v1.insert(v1.end(), v2.begin() + static_cast<std::ptrdiff_t>(header), v2.end());
+  const AccessLog old = record::decode_access_log(v1);
+  EXPECT_EQ(old.version, 1u);
+  EXPECT_FALSE(old.options.deterministic_moves);
+  EXPECT_EQ(old.events, log.events);
+  EXPECT_EQ(old.totals, log.totals);
+
+  // A flag this build does not know is refused, naming the byte.
+  std::vector<std::byte> bad = v2;
+  bad[header - 9] = std::byte{0x03};
+  std::vector<std::byte> resealed(bad.begin(), bad.begin() + static_cast<std::ptrdiff_t>(header - 8));
+  record::format::put_u64(resealed, XXH3_64bits(resealed.data(), resealed.size()));
+  resealed.insert(resealed.end(), bad.begin() + static_cast<std::ptrdiff_t>(header), bad.end());
+  try {
+    record::decode_access_log(resealed);
+    ADD_FAILURE() << "an unknown header flag was accepted";
+  } catch (const LogFormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("at byte " + std::to_string(header - 9) + ": unknown header flags 2"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(AccessLogFormat, ReadingAMissingFileIsAnIoError) {

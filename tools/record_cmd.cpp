@@ -1,8 +1,8 @@
 // tools/record_cmd.cpp — `spillway record [--out PATH] -- CMD ARGS...`.
 //
-// The program runs as a child with SPILLWAY_RECORD=<absolute PATH>; its
-// first recording pool writes PATH, later ones PATH.1, PATH.2, ... (the
-// library numbers them). This process waits for it, ignoring SIGINT and
+// The program runs as a child with SPILLWAY_RECORD=<absolute PATH> (and,
+// with --deterministic, SPILLWAY_DETERMINISTIC=1); its first recording pool
+// writes PATH, later ones PATH.1, PATH.2, ... (the library numbers them). This process waits for it, ignoring SIGINT and
 // SIGQUIT meanwhile as system() does (the child gets them from the
 // terminal and ends; the summary still comes), then decodes each log.
 #include "record_cmd.hpp"
@@ -31,6 +31,9 @@ CLI::App* add_record_command(CLI::App& app, RecordArgs& args) {
   cmd->add_option("--out", args.out,
                    "the log's path (a second pool of the program writes PATH.1, and so on)")
       ->capture_default_str();
+  cmd->add_flag("--deterministic", args.deterministic,
+                "run every move of the program's pools on the calling thread (SPILLWAY_DETERMINISTIC=1), so "
+                "that a single-threaded program's log replays to exactly its bytes moved; slower (no overlap)");
   cmd->add_option("command", args.command, "the program and its arguments, after --")->required();
   cmd->footer("Example: spillway record --out run.swlog -- python train.py --epochs 3");
   return cmd;
@@ -53,7 +56,8 @@ std::string summarize_access_log(const record::AccessLog& log, std::uint64_t fil
   const double seconds = log.events.empty() ? 0.0 : static_cast<double>(log.events.back().time_ns) / 1e9;
   out << "  program   " << (log.program.empty() ? "?" : log.program) << " (" << log.options.device_backend
       << " device " << format_bytes(log.options.device_bytes) << ", host " << format_bytes(log.options.host_bytes)
-      << ", disk " << (log.options.disk_enabled ? format_bytes(log.options.disk_bytes) : "off") << ")\n";
+      << ", disk " << (log.options.disk_enabled ? format_bytes(log.options.disk_bytes) : "off")
+      << (log.options.deterministic_moves ? ", deterministic moves" : "") << ")\n";
   out << "  events    " << log.events.size() << " over " << seconds << " s:";
   for (const auto& [kind, n] : kinds) out << ' ' << n << ' ' << record::to_string(kind);
   out << '\n';
@@ -116,6 +120,7 @@ int run_record_command(const RecordArgs& args) {
     ::sigaction(SIGINT, &old_int, nullptr);
     ::sigaction(SIGQUIT, &old_quit, nullptr);
     ::setenv("SPILLWAY_RECORD", path.c_str(), 1);
+    if (args.deterministic) ::setenv("SPILLWAY_DETERMINISTIC", "1", 1);
     ::execvp(argv[0], argv.data());
     std::fprintf(stderr, "spillway record: cannot run '%s': %s\n", argv[0], std::strerror(errno));
     ::_exit(127);

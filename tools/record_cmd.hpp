@@ -15,6 +15,10 @@ namespace spillway::tools {
 struct RecordArgs {
   std::string out = "spillway-record.swlog";
   std::vector<std::string> command;  // after `--`
+  // Sets SPILLWAY_DETERMINISTIC=1 for the program: its pools run every move
+  // on the calling thread (PoolOptions::deterministic_moves), so that a
+  // single-threaded program's log replays to exactly its bytes moved.
+  bool deterministic = false;
 };
 
 CLI::App* add_record_command(CLI::App& app, RecordArgs& args);

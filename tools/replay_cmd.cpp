@@ -53,6 +53,9 @@ std::string replay_json(const offline::ReplayResult& r) {
   j["has_footer"] = r.recorded.has_value();
   if (r.recorded) j["recorded_bytes_moved"] = moved_json(r.recorded->moved_bytes);
   j["matches_recorded"] = r.matches_recorded;  // false when there is no footer
+  j["deterministic"] = r.deterministic;
+  j["exact_expected"] = r.exact_expected;  // then matches_recorded must be true
+  if (!r.exact_expected) j["exact_obstacle"] = r.exact_obstacle;
   return j.dump(2);
 }
 
@@ -76,6 +79,10 @@ CLI::App* add_replay_command(CLI::App& app, ReplayArgs& a) {
   c->add_flag("--settle", a.settle,
               "wait for the pool to be idle after each allocation, pin, prefetch and eviction, so that "
               "prefetches do not race the next events (repeatable numbers; one thread only)");
+  c->add_option("--deterministic", a.deterministic,
+                "PoolOptions::deterministic_moves for the replay (default: the recorded one): every move on "
+                "the replaying thread, so that a deterministic single-threaded recording replays exactly")
+      ->check(CLI::IsMember({"on", "off"}));
   c->add_flag("--json", a.json, "print the result as JSON");
   return c;
 }
@@ -89,6 +96,7 @@ int run_replay_command(const ReplayArgs& a) {
   if (!a.policy.empty()) ro.policy = offline::parse_policy_name(a.policy);
   ro.threads = a.threads;
   ro.settle = a.settle;
+  if (!a.deterministic.empty()) ro.deterministic = a.deterministic == "on";
   if (log.totals && log.totals->dropped > 0) {
     std::fprintf(stderr, "spillway replay: warning: the recorder dropped %llu events; the log is incomplete\n",
                  static_cast<unsigned long long>(log.totals->dropped));
@@ -102,11 +110,11 @@ int run_replay_command(const ReplayArgs& a) {
   std::printf("spillway replay: %s (%s, %llu events, %llu markers)\n", a.log.c_str(),
               log.program.empty() ? "unnamed program" : log.program.c_str(),
               static_cast<unsigned long long>(r.events), static_cast<unsigned long long>(r.markers));
-  std::printf("pool: device %s, host %s, disk %s, policy %s, %u replay thread(s)\n",
+  std::printf("pool: device %s, host %s, disk %s, policy %s, %u replay thread(s)%s\n",
               po.device.capacity_bytes == 0 ? "off" : format_bytes(po.device.capacity_bytes).c_str(),
               po.host.capacity_bytes == 0 ? "off" : format_bytes(po.host.capacity_bytes).c_str(),
               po.disk.enabled ? format_bytes(po.disk.capacity_bytes).c_str() : "off", offline::policy_display_name(r.policy),
-              r.threads);
+              r.threads, r.deterministic ? ", deterministic moves" : "");
   std::printf("\n  %-16s %8s %14s %14s\n", "from -> to", "moves", "bytes", "recorded");
   for (int from = 0; from < kTierCount; ++from) {
     for (int to = 0; to < kTierCount; ++to) {
@@ -136,7 +144,13 @@ int run_replay_command(const ReplayArgs& a) {
     std::printf("recorded totals none (the log has no footer)\n");
   } else {
     std::printf("recorded totals %s\n", r.matches_recorded ? "match: every tier pair moved the recorded bytes"
-                                                           : "differ (see docs/replay.md: exactness and its conditions)");
+                                                           : "differ (see docs/replay.md, \"Exact replay\")");
+  }
+  if (r.exact_expected) {
+    std::printf("exact replay    expected (a deterministic single-threaded recording, its own options and policy): %s\n",
+                r.matches_recorded ? "matched" : "NOT MATCHED: a bug in spillway (docs/replay.md, \"Exact replay\")");
+  } else {
+    std::printf("exact replay    not expected: %s\n", r.exact_obstacle.c_str());
   }
   return 0;
 }

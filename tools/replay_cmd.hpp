@@ -19,6 +19,7 @@ struct ReplayArgs {
   std::string policy;  // empty: the recorded policy
   unsigned threads = 1;
   bool settle = false;
+  std::string deterministic;  // "on", "off"; empty: the recorded mode
   bool json = false;
 };
 

@@ -122,6 +122,9 @@ int run_info() {
   std::printf("io threads     : %u\n", o.io_threads);
   std::printf("watermarks     : %.2f / %.2f\n", o.high_watermark, o.low_watermark);
   std::printf("pressure wait  : %lld ms\n", static_cast<long long>(o.pressure_wait.count()));
+  std::printf("deterministic  : %s\n", pool.options().deterministic_moves
+                                            ? "yes (every move on the calling thread)"
+                                            : "no (spills and prefetches on the IO workers)");
   return 0;
 }
 

@@ -130,6 +130,21 @@ struct PoolOptions {
   // How long allocate/pin may wait for pins to be released before throwing
   // OutOfMemory.
   std::chrono::milliseconds pressure_wait{2000};
+  // Deterministic moves: every move the pool would otherwise hand to its IO
+  // workers (proactive spills between the watermarks, prefetches, the host
+  // spills an eviction cascades into) runs on the calling thread before the
+  // call that started it returns, and stream-ordered copies and unpins
+  // (Buffer::pin and Pin::release with a Stream) finish on the calling thread
+  // too. A single-threaded program's moves are then a function of its
+  // sequence of calls alone, not of how fast the workers ran: two runs move
+  // the same bytes, and `spillway replay` of its access log moves exactly
+  // what it recorded (docs/replay.md, "Exact replay"). The price is overlap:
+  // the caller waits for every spill and prefetch it causes, so prefetching
+  // no longer hides a fetch and proactive spills add to the call's latency.
+  // Every other rule holds (no pin on a moving buffer, no lost bytes, the
+  // same errors). $SPILLWAY_DETERMINISTIC=1 turns it on for every pool of a
+  // process (as `spillway record --deterministic` does).
+  bool deterministic_moves = false;
   // How long a caller waits for one in-flight move (a spill or fetch already
   // under way) before throwing IoError(ETIMEDOUT).
   std::chrono::milliseconds io_timeout{60000};
@@ -178,7 +193,8 @@ struct PoolOptions {
   // SPILLWAY_IO_TIMEOUT_MS, SPILLWAY_STAGING_BUFFER_BYTES, SPILLWAY_STAGING_BUFFERS,
   // SPILLWAY_METRICS_FILE, SPILLWAY_METRICS_INTERVAL_MS, SPILLWAY_TRACE,
   // SPILLWAY_TRACE_MAX_EVENTS, SPILLWAY_TRACE_KEEP (first|last), SPILLWAY_LIVE_STATS,
-  // SPILLWAY_LIVE_STATS_INTERVAL_MS, SPILLWAY_RECORD over the defaults (or over `base`).
+  // SPILLWAY_LIVE_STATS_INTERVAL_MS, SPILLWAY_RECORD, SPILLWAY_DETERMINISTIC over the
+  // defaults (or over `base`).
   static PoolOptions from_env();
   static PoolOptions from_env(PoolOptions base);
   // Throws std::invalid_argument naming the first field that is out of range.

@@ -77,7 +77,7 @@ struct Field {
 };
 
 // The keywords, grouped as PoolOptions is: device, host, disk, then the pool.
-const std::array<Field, 27> kFields{{
+const std::array<Field, 28> kFields{{
     {"device_bytes",
      [](PoolOptions& o, py::handle v, Applying&) {
        if (py::isinstance<py::str>(v) && v.cast<std::string>() == "auto") {
@@ -193,6 +193,11 @@ const std::array<Field, 27> kFields{{
     {"record_file",
      [](PoolOptions& o, py::handle v, Applying&) { o.record_file = path_argument(v, kCall, "record_file"); },
      [](const PoolOptions& o) { return path_value(o.record_file); }},
+    {"deterministic_moves",
+     [](PoolOptions& o, py::handle v, Applying&) {
+       o.deterministic_moves = bool_argument(v, kCall, "deterministic_moves");
+     },
+     [](const PoolOptions& o) -> py::object { return py::bool_(o.deterministic_moves); }},
 }};
 
 const Field* find_field(const std::string& name) {

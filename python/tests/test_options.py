@@ -94,6 +94,7 @@ NON_DEFAULTS = [
     ("trace_keep_last", True, True),
     ("live_stats", True, True),
     ("live_stats_interval", 0.25, 0.25),
+    ("deterministic_moves", True, True),
 ]
 
 

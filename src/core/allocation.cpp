@@ -233,6 +233,7 @@ BufferRecord* PoolCore::allocate_fast(std::size_t bytes, Tier preferred, std::st
 }
 
 BufferRecord* PoolCore::allocate_slow(std::size_t bytes, Tier preferred, std::string_view label) {
+  const CallerMoves drain(this);  // deterministic mode: the proactive spills it starts
   Lock lk(mu_);
   check_open();
   // The fastest enabled tier at or below `preferred`.

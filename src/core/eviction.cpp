@@ -136,13 +136,13 @@ PoolCore::EvictOutcome PoolCore::evict_one(BufferRecord* v, EvictionReason reaso
   if (from == Tier::Device) {
     if (void* b = try_block(Tier::Host, v->size)) {
       launch_move(v, Tier::Host, b, std::nullopt, true, reason, nullptr, on_caller, true);
-      if (on_caller) inline_moves->push_back({v, from, Tier::Host, b, std::nullopt, reason});
+      if (on_caller) inline_moves->push_back({v, from, Tier::Host, b, std::nullopt, reason, true, nullptr});
       return EvictOutcome::Evicted;
     }
   }
   if (auto e = try_extent(v->size)) {
     launch_move(v, Tier::Disk, nullptr, e, true, reason, nullptr, on_caller, true);
-    if (on_caller) inline_moves->push_back({v, from, Tier::Disk, nullptr, e, reason});
+    if (on_caller) inline_moves->push_back({v, from, Tier::Disk, nullptr, e, reason, true, nullptr});
     return EvictOutcome::Evicted;
   }
   release_claim(v);
@@ -217,7 +217,29 @@ void PoolCore::maybe_proactive(Tier t) {
   start_evictions(t, want, EvictionReason::Proactive);
 }
 
+bool PoolCore::run_caller_moves(Lock& lk) {
+  bool ran = false;
+  while (!caller_moves_.empty()) {
+    std::vector<InlineMove> todo;
+    todo.swap(caller_moves_);
+    ran = true;
+    Unlocked unlocked(lk, mu_);
+    // In launch order; what their commits queue runs after them.
+    for (auto& m : todo) run_move(m.record, m.from, m.to, m.dst, m.ext, m.is_eviction, m.reason, m.ticket);
+  }
+  return ran;
+}
+
+void PoolCore::finish_caller_moves() noexcept {
+  Lock lk(mu_);
+  run_caller_moves(lk);
+}
+
 void PoolCore::wait_io(Lock& lk, const char* what) {
+  // Deterministic mode: the move waited for may be one queued for a caller
+  // (this one, or another thread between its launch and its return); run
+  // what is queued instead of sleeping. The callers look again either way.
+  if (run_caller_moves(lk)) return;
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   const auto status = cv_.wait_for(lk.native(), options_.io_timeout);
   waiters_.fetch_sub(1, std::memory_order_relaxed);
@@ -273,6 +295,9 @@ void* PoolCore::make_room(Lock& lk, Tier t, std::size_t bytes, Clock::time_point
       }
       continue;
     }
+    // Deterministic mode: a cascade (host spills a device victim waits for)
+    // queued for this caller.
+    if (run_caller_moves(lk)) continue;
     if (started && pending == 0) continue;
     if (pending > 0) {
       if (waited != nullptr) *waited = true;

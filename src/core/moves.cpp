@@ -29,6 +29,12 @@ bool PoolCore::launch_move(BufferRecord* r, Tier to, void* dst, std::optional<Sp
   emit(tier_index(to) > tier_index(from) ? TraceKind::SpillBegin : TraceKind::FetchBegin, r, from,
        to, reason, true, 0);
   if (on_caller) return true;  // the caller runs run_move itself, after unlocking
+  if (options_.deterministic_moves) {
+    // No worker: the thread whose call launched it runs it before that call
+    // returns (CallerMoves), so when it commits depends on the calls alone.
+    caller_moves_.push_back({r, from, to, dst, ext, reason, is_eviction, std::move(ticket)});
+    return true;
+  }
   auto self = shared_from_this();
   io_->submit([self, r, from, to, dst, ext, is_eviction, reason, ticket] {
     self->run_move(r, from, to, dst, ext, is_eviction, reason, ticket);

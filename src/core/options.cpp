@@ -174,6 +174,7 @@ PoolOptions PoolOptions::from_env(PoolOptions o) {
   if (const char* v = env("SPILLWAY_METRICS_FILE")) o.metrics_file = v;
   if (const char* v = env("SPILLWAY_TRACE")) o.trace_file = v;
   if (const char* v = env("SPILLWAY_RECORD")) o.record_file = v;
+  if (const char* v = env("SPILLWAY_DETERMINISTIC")) o.deterministic_moves = parse_bool(v, "SPILLWAY_DETERMINISTIC");
   if (const char* v = env("SPILLWAY_TRACE_MAX_EVENTS")) {
     o.trace_max_events = static_cast<std::size_t>(parse_count(v, "SPILLWAY_TRACE_MAX_EVENTS"));
   }
@@ -231,5 +232,16 @@ void PoolOptions::validate() const {
     fail("disk.capacity_bytes is 0 with the disk tier enabled (set disk.enabled = false instead)");
   }
 }
+
+namespace detail {
+
+// Read by every pool, like SPILLWAY_RECORD: `spillway record --deterministic`
+// sets it for a program that builds its PoolOptions without from_env().
+bool deterministic_moves_from_env() {
+  const char* v = env("SPILLWAY_DETERMINISTIC");
+  return v != nullptr && parse_bool(v, "SPILLWAY_DETERMINISTIC");
+}
+
+}  // namespace detail
 
 }  // namespace spillway

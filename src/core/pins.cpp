@@ -2,7 +2,9 @@
 // buffers, tracing), stream fences and deferred unpins, and the other
 // per-buffer calls: prefetch, hints, explicit eviction, queries.
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "pool_core.hpp"
 #include "src/instrument/nvtx.hpp"
@@ -79,6 +81,17 @@ void PoolCore::unpin_after(BufferRecord* r, Tier pinned_on, void* stream) {
     unpin(r);
     return;
   }
+  if (options_.deterministic_moves) {
+    // The pin ends on this thread once the stream's work is done, not when
+    // a later call happens to poll the fence. Past io_timeout it is left to
+    // the fence, as in the default mode (never ended early).
+    const auto until = Clock::now() + options_.io_timeout;
+    while (!fence->done() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (fence->done()) {
+      unpin(r);
+      return;
+    }
+  }
   Lock lk(mu_);
   if (closed_.load(std::memory_order_relaxed)) return;  // storage stays while the pin is counted
   fenced_.push_back({r, std::move(fence), true});
@@ -133,6 +146,9 @@ bool PoolCore::poll_fences(Lock& lk) {
 }
 
 void PoolCore::wait_for_change(Lock& lk, Clock::time_point deadline) {
+  // Deterministic mode: moves queued for a caller are a change that only a
+  // thread that runs them brings about.
+  if (run_caller_moves(lk)) return;
   if (fenced_.empty()) {
     cv_.wait_until(lk.native(), deadline);
   } else {
@@ -144,6 +160,11 @@ void PoolCore::wait_for_change(Lock& lk, Clock::time_point deadline) {
 // ---- pin: the slow path -------------------------------------------------------------
 
 void* PoolCore::pin_slow(BufferRecord* r, Tier where, Access access, bool ordered, void* stream) {
+  const CallerMoves drain(this);  // the commit of a fetch may start proactive spills
+  // Deterministic mode: no copy left in flight, whose end (and what it
+  // holds back: a ReadWrite pin's clean copies) the host would see at a
+  // time of the device's choosing.
+  if (options_.deterministic_moves) ordered = false;
   Lock lk(mu_);
   check_open();
   if (where == Tier::Disk) {
@@ -281,6 +302,7 @@ void* PoolCore::pin_slow(BufferRecord* r, Tier where, Access access, bool ordere
 // ---- the other per-buffer calls -------------------------------------------------------
 
 void PoolCore::prefetch(BufferRecord* r, Tier where) {
+  const CallerMoves drain(this);  // deterministic mode: the prefetch itself
   Lock lk(mu_);
   check_open();
   if (where == Tier::Disk || !tier_enabled(where)) {
@@ -308,6 +330,7 @@ void PoolCore::hint_next_use(BufferRecord* r, std::uint64_t step) {
 }
 
 void PoolCore::evict(BufferRecord* r, Tier where) {
+  const CallerMoves drain(this);  // the commit may start proactive spills
   Lock lk(mu_);
   check_open();
   if (where == Tier::Device || !tier_enabled(where)) {

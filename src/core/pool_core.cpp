@@ -51,6 +51,9 @@ void set_race_hook_for_testing(RaceHook hook, bool broken_pin_ordering) {
 
 PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
   options_.validate();
+  // Like SPILLWAY_RECORD, read by every pool (not only from_env()'s), so
+  // that `spillway record --deterministic` reaches any program.
+  if (!options_.deterministic_moves) options_.deterministic_moves = deterministic_moves_from_env();
   // Device tier: CUDA when asked for (or, with Auto, when compiled in and a
   // GPU is present), else the simulated arena in host memory.
   const DeviceOptions& dev = options_.device;
@@ -208,6 +211,9 @@ void PoolCore::shutdown() {
   cv_.notify_all();  // waiters see the pool closed and throw
   io_->shutdown();  // finishes and commits every move queued on the workers
   Lock lk(mu_);
+  // Deterministic mode: moves queued for a caller that has not run them yet
+  // (another thread's call still under way) are counted in flight; run them.
+  run_caller_moves(lk);
   // Moves that callers run on their own threads (pin fetches, explicit
   // evictions) still read or write the arenas and the spill file: wait for
   // them, within io_timeout. One that outlasts it keeps storage alive; the
@@ -272,6 +278,7 @@ void PoolCore::start_recording() {
   o.low_watermark = options_.low_watermark;
   o.compression = options_.disk.compression;
   o.io_threads = options_.io_threads;
+  o.deterministic_moves = options_.deterministic_moves;
   access_recorder_ = std::make_unique<record::AccessRecorder>(record::AccessRecorder::claim_path(path),
                                                               program_invocation_name, o, options_.io_timeout);
   access_log_.store(access_recorder_.get(), std::memory_order_relaxed);

@@ -14,7 +14,10 @@
 //     while mu_ is held. Spills that make room (reactive), proactive spills
 //     and prefetches run on the IO workers; a fetch for a pin and an explicit
 //     eviction run on the calling thread, which would otherwise only sleep
-//     until a worker finished them.
+//     until a worker finished them. With PoolOptions::deterministic_moves no
+//     move goes to the IO workers: those that would are queued in
+//     caller_moves_ and run by the calling thread before its call returns
+//     (or by any thread that would otherwise wait for one of them).
 //
 // The implementation is split by role:
 //   pool_core.cpp         construction, shutdown, tracing, small queries
@@ -101,6 +104,11 @@ enum class RacePoint : std::uint8_t {
 };
 using RaceHook = void (*)(RacePoint);
 void set_race_hook_for_testing(RaceHook hook, bool broken_pin_ordering = false);
+
+// $SPILLWAY_DETERMINISTIC (src/core/options.cpp): whether it turns
+// PoolOptions::deterministic_moves on for every pool of the process. Throws
+// std::invalid_argument naming the variable when it cannot be parsed.
+bool deterministic_moves_from_env();
 
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
@@ -467,14 +475,36 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void release_later(const SpillExtent& e) SPILLWAY_REQUIRES(mu_) { deferred_release_.push_back(e); }
   void release_deferred(Lock& lk) SPILLWAY_REQUIRES(mu_);
 
-  // A copy-down eviction the caller runs itself after unlocking (see make_room).
+  // A move the caller runs itself after unlocking: a copy-down eviction
+  // (see make_room), or in deterministic mode any move launched without a
+  // thread of its own (caller_moves_).
   struct InlineMove {
     BufferRecord* record;
     Tier from, to;
     void* dst;
     std::optional<SpillExtent> ext;
     EvictionReason reason;
+    bool is_eviction = true;
+    std::shared_ptr<MoveTicket> ticket;
   };
+  // Deterministic mode (PoolOptions::deterministic_moves): runs the moves
+  // queued in caller_moves_ on this thread, the lock released while they
+  // copy, until none is left (a commit may queue more: a cascade, the
+  // proactive spiller). Returns whether it ran any. Called before every wait
+  // for a move, so that a queued move is never waited for without being run.
+  bool run_caller_moves(Lock& lk) SPILLWAY_REQUIRES(mu_);
+  // Ends a call that may have queued moves (allocate, pin, evict, prefetch):
+  // in deterministic mode, runs them before the call returns or throws.
+  struct CallerMoves {
+    explicit CallerMoves(PoolCore* c) : core(c) {}
+    ~CallerMoves() {
+      if (core->options_.deterministic_moves) core->finish_caller_moves();
+    }
+    CallerMoves(const CallerMoves&) = delete;
+    CallerMoves& operator=(const CallerMoves&) = delete;
+    PoolCore* core;
+  };
+  void finish_caller_moves() noexcept SPILLWAY_EXCLUDES(mu_);
   enum class EvictOutcome { Evicted, Busy, NoRoom };
   // Starts spills out of `t` until the bytes in flight out of it reach
   // `want`; clean evictions happen at once. Returns whether anything changed.
@@ -595,6 +625,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::uint64_t releasing_disk_bytes_ SPILLWAY_GUARDED_BY(mu_) = 0;
   std::uint64_t moves_in_flight_ SPILLWAY_GUARDED_BY(mu_) = 0;
   std::vector<SpillExtent> deferred_release_ SPILLWAY_GUARDED_BY(mu_);
+  // Deterministic mode: moves launched for no caller in particular
+  // (proactive spills, prefetches, cascades), claimed and counted in
+  // moves_in_flight_, that the calling thread runs before its call returns.
+  // Always empty otherwise.
+  std::vector<InlineMove> caller_moves_ SPILLWAY_GUARDED_BY(mu_);
   struct Fenced {
     BufferRecord* record;
     std::shared_ptr<Fence> fence;

@@ -73,9 +73,34 @@ PoolOptions replay_pool_options(const record::AccessLog& log, const ReplayOption
   o.io_threads = rec.io_threads;
   o.high_watermark = rec.high_watermark;
   o.low_watermark = rec.low_watermark;
+  o.deterministic_moves = ro.deterministic.value_or(rec.deterministic_moves);
   o.pressure_wait = ro.pressure_wait;
   o.validate();
   return o;
+}
+
+std::string exact_replay_obstacle(const record::AccessLog& log, const ReplayOptions& ro) {
+  const record::RecordedOptions& rec = log.options;
+  if (!log.totals) return "the log has no footer (no recorded totals)";
+  if (log.totals->dropped > 0) return "the recorder dropped events";
+  if (!log.totals->stop_reason.empty()) return "the recording stopped early: " + log.totals->stop_reason;
+  if (!rec.deterministic_moves) {
+    return "the run was not recorded with deterministic_moves: its background moves raced its calls";
+  }
+  if (!ro.deterministic.value_or(true)) return "the replay turns deterministic_moves off";
+  for (const record::Event& e : log.events) {
+    if (e.thread != 0) return "the run was multi-threaded (its threads' calls interleaved by timing)";
+  }
+  if (ro.threads != 1) return "the replay runs on several threads";
+  if (ro.device_bytes && *ro.device_bytes != rec.device_bytes) return "the replay changes the device budget";
+  if (ro.host_bytes && *ro.host_bytes != rec.host_bytes) return "the replay changes the host budget";
+  if (ro.policy && *ro.policy != rec.policy) return "the replay changes the policy";
+  if (rec.disk_enabled && rec.disk_bytes != kUnlimited && rec.compression != Compression::None) {
+    // Replay's payloads compress unlike the program's (and Adaptive decides
+    // by measured speed): under a quota, what fits on disk differs.
+    return "a disk quota with compression (replay's payloads compress unlike the program's, so what fits differs)";
+  }
+  return "";
 }
 
 namespace {
@@ -441,7 +466,11 @@ ReplayResult replay(const record::AccessLog& log, const ReplayOptions& ro) {
   out.threads = ro.threads;
   out.policy = po.policy;
   out.events = log.events.size();
+  out.exact_obstacle = exact_replay_obstacle(log, ro);
+  out.exact_expected = out.exact_obstacle.empty();
   Pool pool(po);
+  // The pool's own options: SPILLWAY_DETERMINISTIC may have turned it on.
+  out.deterministic = pool.options().deterministic_moves;
   Replayer rp(log, ro, std::move(plan), pool);
   std::vector<Replayer::Counts> counts(ro.threads);
   const auto t0 = std::chrono::steady_clock::now();

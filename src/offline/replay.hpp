@@ -86,6 +86,10 @@ struct ReplayOptions {
   // not make a replay match a recorded run that did not wait (see
   // docs/replay.md). Ignored with threads > 1 (the threads race anyway).
   bool settle = false;
+  // PoolOptions::deterministic_moves for the replay's pool; unset: the
+  // recorded one. A recording made with it is replayed with it, so that its
+  // bytes moved can match exactly (docs/replay.md, "Exact replay").
+  std::optional<bool> deterministic;
   // How long a pin or allocation may wait for room (PoolOptions::pressure_wait).
   std::chrono::milliseconds pressure_wait{2000};
   // Test seam: called with each pin's bytes after they were verified (and,
@@ -96,11 +100,21 @@ struct ReplayOptions {
 };
 
 // The pool options a replay of `log` with `options` uses: the recorded
-// budgets, policy, watermarks, compression and IO threads, the overrides on
-// top. The device tier is always the simulated backend (or off): replay
+// budgets, policy, watermarks, compression, IO threads and deterministic
+// mode, the overrides on top. The device tier is always the simulated backend (or off): replay
 // writes and checks payload words with the CPU, and the recorded bytes moved
 // do not depend on which backend held the device tier's blocks.
 PoolOptions replay_pool_options(const record::AccessLog& log, const ReplayOptions& options);
+
+// Why a replay of `log` with `options` is not expected to reproduce the
+// recorded bytes moved exactly, or "" when it is: the log is complete (a
+// footer, nothing dropped), the run was single-threaded and recorded with
+// deterministic_moves, and the replay runs on one thread with the recorded
+// options (budgets, policy, deterministic mode; no disk quota unless the
+// compression is None: replay's payloads compress unlike the program's, and
+// Adaptive picks codecs by measured speed, so under a quota what fits on
+// disk differs). See docs/replay.md, "Exact replay".
+std::string exact_replay_obstacle(const record::AccessLog& log, const ReplayOptions& options);
 
 struct ReplayResult {
   PoolStats stats;            // the pool's counters after the last event (quiesced)
@@ -122,6 +136,12 @@ struct ReplayResult {
   std::optional<record::RecordedTotals> recorded;
   // recorded is set and every tier pair's bytes moved equal it.
   bool matches_recorded = false;
+  // Whether the replay's pool ran with PoolOptions::deterministic_moves.
+  bool deterministic = false;
+  // Whether matches_recorded must hold (exact_replay_obstacle() was "");
+  // else why not.
+  bool exact_expected = false;
+  std::string exact_obstacle;
 
   double events_per_second() const { return wall_seconds > 0 ? static_cast<double>(events) / wall_seconds : 0; }
 };

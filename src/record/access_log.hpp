@@ -59,6 +59,9 @@ struct RecordedOptions {
   double low_watermark = 0.75;
   Compression compression = Compression::Adaptive;
   unsigned io_threads = 2;
+  // PoolOptions::deterministic_moves (format version 2; false in a version 1
+  // log, which predates the option).
+  bool deterministic_moves = false;
   bool operator==(const RecordedOptions&) const = default;
 };
 
@@ -76,7 +79,7 @@ struct RecordedTotals {
 };
 
 struct AccessLog {
-  std::uint32_t version = 1;
+  std::uint32_t version = 2;  // the format version it was read from (the writer writes the newest)
   std::string program;  // argv[0] or the embedder's name, for reports
   RecordedOptions options;
   std::vector<Event> events;  // in recorded order (per thread in program order; across

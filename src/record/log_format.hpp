@@ -27,14 +27,22 @@
 namespace spillway::record::format {
 
 inline constexpr char kMagic[8] = {'S', 'P', 'W', 'Y', 'A', 'L', 'O', 'G'};
-inline constexpr std::uint32_t kVersion = 1;
+// The version this build writes. It reads kOldestVersion to kVersion.
+// Version 2 added the header's flags byte (deterministic_moves).
+inline constexpr std::uint32_t kVersion = 2;
+inline constexpr std::uint32_t kOldestVersion = 1;
 
 // Header: magic(8) version(4) header_bytes(4) device(8) host(8) disk(8)
 // high(8) low(8) io_threads(4) disk_enabled(1) policy(1) compression(1)
 // backend_len(1) = 64 fixed bytes, then backend, u16 program length,
-// program, u64 checksum.
+// program, then (version 2 on) u8 flags, then u64 checksum.
 inline constexpr std::size_t kHeaderFixedBytes = 64;
-inline constexpr std::size_t kHeaderMinBytes = kHeaderFixedBytes + 2 + 8;
+inline constexpr std::size_t kHeaderMinBytes = kHeaderFixedBytes + 2 + 8;  // version 1
+inline constexpr std::size_t kHeaderFlagsBytes = 1;                         // version 2 on
+// The header's flags byte: bit 0 deterministic_moves; the other bits are 0
+// (a reader refuses a log that sets one it does not know).
+inline constexpr std::uint8_t kFlagDeterministic = 0x01;
+inline constexpr std::uint8_t kKnownFlags = kFlagDeterministic;
 inline constexpr std::size_t kMaxProgramBytes = 4096;  // longer names are cut (never a bigger field)
 inline constexpr std::size_t kMaxReasonBytes = 4096;   // the footer's stop reason, likewise
 

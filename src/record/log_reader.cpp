@@ -82,9 +82,10 @@ std::size_t decode_header(std::span<const std::byte> bytes, AccessLog& log) {
   }
   Cursor c(bytes, sizeof format::kMagic, bytes.size(), "the header");
   log.version = static_cast<std::uint32_t>(c.fixed(4));
-  if (log.version != format::kVersion) {
-    throw LogFormatError(8, "unknown format version " + std::to_string(log.version) + " (this build reads version " +
-                                std::to_string(format::kVersion) + ")");
+  if (log.version < format::kOldestVersion || log.version > format::kVersion) {
+    throw LogFormatError(8, "unknown format version " + std::to_string(log.version) + " (this build reads versions " +
+                                std::to_string(format::kOldestVersion) + " to " + std::to_string(format::kVersion) +
+                                ")");
   }
   const std::uint64_t header_bytes = c.fixed(4);
   if (header_bytes < format::kHeaderMinBytes || header_bytes > bytes.size()) {
@@ -132,6 +133,15 @@ std::size_t decode_header(std::span<const std::byte> bytes, AccessLog& log) {
                                          " is over the format's limit of " + std::to_string(format::kMaxProgramBytes));
   }
   log.program = h.text(program_bytes);
+  if (log.version >= 2) {
+    const std::size_t flags_byte_at = h.pos();
+    const auto flags = static_cast<std::uint8_t>(h.fixed(1));
+    if ((flags & ~format::kKnownFlags) != 0) {
+      throw LogFormatError(flags_byte_at, "unknown header flags " + std::to_string(flags & ~format::kKnownFlags) +
+                                              " (this build knows deterministic_moves, bit 0)");
+    }
+    o.deterministic_moves = (flags & format::kFlagDeterministic) != 0;
+  }
   if (!h.done()) {
     throw LogFormatError(h.pos(), "the header says it is " + std::to_string(header_bytes) + " bytes, its fields end " +
                                       std::to_string(h.left()) + " bytes before that");

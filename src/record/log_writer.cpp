@@ -18,10 +18,11 @@ std::vector<std::byte> encode_header(const std::string& program, const RecordedO
   const std::string backend = o.device_backend.substr(0, 255);
   const std::string name = program.substr(0, kMaxProgramBytes);
   std::vector<std::byte> out;
-  out.reserve(kHeaderMinBytes + backend.size() + name.size());
+  const std::size_t header_bytes = kHeaderMinBytes + kHeaderFlagsBytes + backend.size() + name.size();
+  out.reserve(header_bytes);
   for (char c : kMagic) out.push_back(static_cast<std::byte>(c));
   put_u32(out, kVersion);
-  put_u32(out, static_cast<std::uint32_t>(kHeaderMinBytes + backend.size() + name.size()));
+  put_u32(out, static_cast<std::uint32_t>(header_bytes));
   put_u64(out, o.device_bytes);
   put_u64(out, o.host_bytes);
   put_u64(out, o.disk_bytes);
@@ -35,6 +36,7 @@ std::vector<std::byte> encode_header(const std::string& program, const RecordedO
   for (char c : backend) out.push_back(static_cast<std::byte>(c));
   put_u16(out, static_cast<std::uint16_t>(name.size()));
   for (char c : name) out.push_back(static_cast<std::byte>(c));
+  put_u8(out, o.deterministic_moves ? kFlagDeterministic : 0);
   put_u64(out, XXH3_64bits(out.data(), out.size()));
   return out;
 }

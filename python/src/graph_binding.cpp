@@ -109,7 +109,7 @@ py::array to_numpy(const graph::Tensor& t) {
     Pin p = t.buffer().pin(Tier::Host, Access::Read);
     if (bytes > 0) std::memcpy(dst, p.data(), bytes);
   }
-  return std::move(out);
+  return out;
 }
 
 std::vector<Output> outputs_of(const py::handle& list, const char* call, const char* arg) {

@@ -34,7 +34,9 @@ BufferRecord* PoolCore::new_record(std::size_t bytes, std::string_view label, Th
   }
   r->size = bytes;
   r->footprint = bytes == 0 ? 0 : MemoryArena::footprint(bytes);
-  r->label.assign(label);
+  r->size_class = static_cast<std::int8_t>(size_class(r->footprint));
+  // (A reused record's label is usually empty, as the new one: no call.)
+  if (!label.empty() || !r->label.empty()) r->label.assign(label);
   return r;
 }
 
@@ -119,9 +121,12 @@ void PoolCore::uncount_backed(BufferRecord* r) {
 
 // ---- thread block caches --------------------------------------------------------------
 
-std::size_t PoolCore::cache_limit(Tier t) const {
-  const MemoryArena* a = arena(t);
-  return a == nullptr ? 0 : std::min(kCacheLimitBytes, a->capacity() / 32);
+void PoolCore::set_cache_limits() {
+  for (Tier t : {Tier::Device, Tier::Host}) {
+    const MemoryArena* a = arena(t);
+    cache_limit_[static_cast<std::size_t>(tier_index(t))] =
+        a == nullptr ? 0 : std::min(kCacheLimitBytes, a->capacity() / 32);
+  }
 }
 
 std::uint64_t PoolCore::cached_bytes(Tier t) const {
@@ -365,7 +370,7 @@ void PoolCore::free(BufferRecord* r) noexcept {
 }
 
 bool PoolCore::free_fast(BufferRecord* r) {
-  const int c = size_class(r->footprint);
+  const int c = r->size_class;
   if (c < 0) return false;
   ThreadShard* sh = shards_.mine();
   if (sh == nullptr) return false;

@@ -253,6 +253,7 @@ struct alignas(64) BufferRecord {
   std::uint64_t id = 0;
   std::size_t size = 0;
   std::size_t footprint = 0;  // bytes the buffer takes in a memory arena
+  std::int8_t size_class = -1;  // of the thread caches (thread_shard.hpp), -1 when footprint is none
   std::string label;
   ThreadShard* home = nullptr;  // the shard whose pending list held it at birth (nullptr: born adopted)
 

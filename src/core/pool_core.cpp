@@ -110,6 +110,7 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
   if (!arenas_[0] && !arenas_[1] && !store_) {
     throw std::invalid_argument("spillway: PoolOptions: every tier is turned off");
   }
+  set_cache_limits();
   for (int t = 0; t < kTierCount; ++t) {
     first_tier_[static_cast<std::size_t>(t)] = kTierCount;
     for (int u = t; u < kTierCount; ++u) {

@@ -452,7 +452,13 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void delete_record(BufferRecord* r) SPILLWAY_REQUIRES(mu_);
 
   // ---- thread block caches ----
-  std::size_t cache_limit(Tier t) const;
+  std::size_t cache_limit(Tier t) const {
+    return t == Tier::Disk ? 0 : cache_limit_[static_cast<std::size_t>(tier_index(t))];
+  }
+  // Sets cache_limit_ from the arenas (min(2 MiB, capacity / 32); 0 for a
+  // tier without one), once they exist. Left as it is at shutdown: the
+  // fast paths are off by then (fast_mode_), and the bins emptied.
+  void set_cache_limits();
   // Fills the calling thread's bin of class c on tier t from the arena
   // (never evicting). False when the arena has no such block free.
   bool refill(ThreadShard& sh, Tier t, int size_class) SPILLWAY_EXCLUDES(mu_);
@@ -630,6 +636,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // moves_in_flight_, that the calling thread runs before its call returns.
   // Always empty otherwise.
   std::vector<InlineMove> caller_moves_ SPILLWAY_GUARDED_BY(mu_);
+  // Per memory tier: what a thread's block cache may hold (cache_limit()).
+  std::array<std::size_t, 2> cache_limit_{};
   struct Fenced {
     BufferRecord* record;
     std::shared_ptr<Fence> fence;

@@ -79,12 +79,20 @@ constexpr int size_class(std::size_t f) {
   const int m = static_cast<int>(f / quarter);  // 4..7
   return 3 + (k - 10) * 4 + (m - 4);
 }
-constexpr std::size_t class_bytes(int c) {
+constexpr std::size_t compute_class_bytes(int c) {
   if (c < 3) return static_cast<std::size_t>(c + 1) * 256;
   const int k = 10 + (c - 3) / 4;
   const int m = 4 + (c - 3) % 4;
   return static_cast<std::size_t>(m) << (k - 2);
 }
+// A table: the allocation and free fast paths ask for a class's bytes
+// several times each.
+inline constexpr std::array<std::size_t, kSizeClasses> kClassBytes = [] {
+  std::array<std::size_t, kSizeClasses> t{};
+  for (int c = 0; c < kSizeClasses; ++c) t[static_cast<std::size_t>(c)] = compute_class_bytes(c);
+  return t;
+}();
+constexpr std::size_t class_bytes(int c) { return kClassBytes[static_cast<std::size_t>(c)]; }
 static_assert(size_class(256) == 0 && size_class(1024) == 3 && size_class(1280) == 4 &&
               size_class(kLargestCachedBlock) == kSizeClasses - 1 && size_class(1536 + 256) == 6 &&
               size_class(4096 + 256) == -1 && class_bytes(kSizeClasses - 1) == kLargestCachedBlock);

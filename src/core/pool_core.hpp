@@ -614,6 +614,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::atomic<bool> closed_{false};
   std::atomic<int> waiters_{0};  // threads waiting for a pin to end or a move to commit
   std::atomic<std::uint64_t> next_id_{1};
+  // Per memory tier: what a thread's block cache may hold (cache_limit()).
+  // Set once at construction.
+  std::array<std::size_t, 2> cache_limit_{};
   ShardTable shards_;
 
   mutable Mutex mu_;
@@ -636,8 +639,6 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // moves_in_flight_, that the calling thread runs before its call returns.
   // Always empty otherwise.
   std::vector<InlineMove> caller_moves_ SPILLWAY_GUARDED_BY(mu_);
-  // Per memory tier: what a thread's block cache may hold (cache_limit()).
-  std::array<std::size_t, 2> cache_limit_{};
   struct Fenced {
     BufferRecord* record;
     std::shared_ptr<Fence> fence;

@@ -293,7 +293,9 @@ struct alignas(64) BufferRecord {
   void reuse() {
     state.store(0, std::memory_order_relaxed);
     marks.store(0, std::memory_order_relaxed);
-    pinned_block.store(nullptr, std::memory_order_relaxed);
+    // pinned_block is left as it was: it is read only for a pinned record,
+    // and a pin stores it when it differs (a reused record usually gets its
+    // old block back from the thread cache: no store then).
     next_use.store(kNoHint, std::memory_order_relaxed);
     primary = Tier::Host;
     block = {};
@@ -338,7 +340,7 @@ inline void RecordList::remove(BufferRecord* r) {
   else head_ = h.next;
   if (h.next != nullptr) hook(h.next).prev = h.prev;
   else tail_ = h.prev;
-  h = ListHook{};
+  h.linked = false;  // prev and next are read only while linked
   --size_;
 }
 

@@ -49,20 +49,28 @@ spillway::Pool& pool() {
   return p;
 }
 
-void BM_PinUnpin(benchmark::State& state, Tier tier, Access access) {
-  spillway::Buffer b = pool().allocate(4096, tier, "pin_bench");
+// The measured loop: a 4 KiB buffer made resident on `tier` (written once),
+// then pinned and unpinned. False (the benchmark marked skipped) when the
+// buffer did not stay on `tier`.
+bool pin_loop(benchmark::State& state, spillway::Pool& pool, Tier tier, Access access) {
+  spillway::Buffer b = pool.allocate(4096, tier, "pin_bench");
   {
     spillway::Pin p = b.pin(tier, Access::ReadWrite);  // make sure it is resident on `tier`
     static_cast<unsigned char*>(p.data())[0] = 1;
   }
   if (b.tier() != tier) {
     state.SkipWithError("buffer is not resident on the asked tier");
-    return;
+    return false;
   }
   for (auto _ : state) {
     spillway::Pin p = b.pin(tier, access);
     benchmark::DoNotOptimize(p.data());
   }
+  return true;
+}
+
+void BM_PinUnpin(benchmark::State& state, Tier tier, Access access) {
+  if (!pin_loop(state, pool(), tier, access)) return;
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -121,16 +129,7 @@ class CountingSink final : public spillway::TraceSink {
 void BM_PinUnpinTraced(benchmark::State& state, Tier tier, Access access) {
   spillway::Pool pool(pin_options());
   pool.set_trace(std::make_shared<CountingSink>());
-  spillway::Buffer b = pool.allocate(4096, tier, "pin_bench");
-  {
-    spillway::Pin p = b.pin(tier, Access::ReadWrite);
-    static_cast<unsigned char*>(p.data())[0] = 1;
-  }
-  for (auto _ : state) {
-    spillway::Pin p = b.pin(tier, access);
-    benchmark::DoNotOptimize(p.data());
-  }
-  state.SetItemsProcessed(state.iterations());
+  if (pin_loop(state, pool, tier, access)) state.SetItemsProcessed(state.iterations());
   pool.set_trace(nullptr);
 }
 void BM_PinUnpinTraced_Host_Read(benchmark::State& s) { BM_PinUnpinTraced(s, Tier::Host, Access::Read); }
@@ -150,16 +149,7 @@ void BM_PinUnpinRecorded(benchmark::State& state, Tier tier, Access access) {
     spillway::PoolOptions o = pin_options();
     o.record_file = log;
     spillway::Pool pool(o);
-    spillway::Buffer b = pool.allocate(4096, tier, "pin_bench");
-    {
-      spillway::Pin p = b.pin(tier, Access::ReadWrite);
-      static_cast<unsigned char*>(p.data())[0] = 1;
-    }
-    for (auto _ : state) {
-      spillway::Pin p = b.pin(tier, access);
-      benchmark::DoNotOptimize(p.data());
-    }
-    state.SetItemsProcessed(state.iterations());
+    if (pin_loop(state, pool, tier, access)) state.SetItemsProcessed(state.iterations());
   }
   ::unlink(log.c_str());
 }

@@ -455,45 +455,77 @@ TEST(MaxSegmentTree, MatchesAPlainArray) {
   }
 }
 
-// Equal sizes, reads only: MIN is the optimum and the bound says so; the
-// PFOO-style bounds alone bracket it.
-TEST(Bound, EqualSizeReadOnlyEqualsBruteForce) {
-  std::mt19937_64 rng(11);
-  TraceShape shape;
-  shape.buffers = 6;
-  shape.accesses = 16;
-  int compared = 0, flow_solved = 0;
+// One brute-force case: a random log, a boundary and a capacity, the
+// exhaustive optimum, and the bound with its schedule.
+struct BruteCase {
+  int trial = 0;
+  Boundary boundary = Boundary::Device;
+  std::uint64_t capacity = 0;
+  std::uint64_t optimum = 0;
+  const BoundaryModel* model = nullptr;
+  BoundaryBound bound;  // evaluated with its schedule
+  std::string where() const {
+    return "trial " + std::to_string(trial) + " " + to_string(boundary) + " cap " + std::to_string(capacity);
+  }
+};
+
+// 300 random logs of `shape`, both boundaries each: checks that the bound
+// calls a budget infeasible exactly when no schedule exists and that the
+// upper bound's schedule replays feasible at its cost, and hands every
+// feasible case to `check`. Returns how many there were.
+template <class Check>
+int for_each_brute_force_case(std::uint64_t seed, const TraceShape& shape, Check check) {
+  std::mt19937_64 rng(seed);
+  int compared = 0;
   for (int trial = 0; trial < 300; ++trial) {
     const AccessLog log = random_log(rng, shape);
     for (Boundary b : {Boundary::Device, Boundary::Memory}) {
       const BoundaryModel model(log, b);
       const std::uint64_t cap = random_capacity(rng, model);
       const auto opt = brute_force_optimum(log, b, cap);
-      const BoundaryBound r = model.evaluate(cap, true);
-      ASSERT_EQ(r.feasible, opt.has_value()) << "trial " << trial << " " << to_string(b) << " cap " << cap;
-      if (!opt) continue;
+      BruteCase c{trial, b, cap, opt.value_or(0), &model, model.evaluate(cap, true)};
+      EXPECT_EQ(c.bound.feasible, opt.has_value()) << c.where();
+      if (!opt || !c.bound.feasible) continue;
       ++compared;
-      ASSERT_TRUE(r.exact) << "trial " << trial;
-      ASSERT_TRUE(r.min_bytes.has_value());
-      EXPECT_EQ(*r.min_bytes, *opt) << "trial " << trial << " " << to_string(b) << " cap " << cap;
-      EXPECT_EQ(r.lower_bound_bytes, *opt) << "trial " << trial;
-      EXPECT_EQ(r.upper_bound_bytes, *opt) << "trial " << trial;
-      const BoundaryBound plain = model.evaluate(cap, false, /*equal_size_min=*/false);
-      EXPECT_LE(plain.lower_bound_bytes, *opt) << "trial " << trial;
-      EXPECT_GE(plain.upper_bound_bytes, *opt) << "trial " << trial;
-      // Without MIN, the flow bound is solved wherever PFOO-L and PFOO-U
-      // differ. One size, no write-back: the relaxation is integral, so it
-      // is the optimum.
-      if (plain.flow_lower_bytes) {
-        ++flow_solved;
-        EXPECT_EQ(*plain.flow_lower_bytes, *opt) << "trial " << trial << " " << to_string(b) << " cap " << cap;
-        EXPECT_EQ(plain.lower_bound_bytes, *opt) << "trial " << trial;
-      }
-      const Replay replay = replay_schedule(log, b, cap, r.schedule);
-      ASSERT_TRUE(replay.ok) << "trial " << trial << ": " << replay.why;
-      EXPECT_EQ(replay.cost.total(), r.upper_bound_bytes) << "trial " << trial;
+      check(c);
+      const Replay replay = replay_schedule(log, b, cap, c.bound.schedule);
+      EXPECT_TRUE(replay.ok) << c.where() << ": " << replay.why;
+      if (!replay.ok) continue;
+      EXPECT_EQ(replay.cost.total(), c.bound.upper_bound_bytes) << c.where();
+      EXPECT_EQ(replay.cost.fetch, c.bound.upper_fetch_bytes) << c.where();
+      EXPECT_EQ(replay.cost.writeback, c.bound.upper_writeback_bytes) << c.where();
     }
   }
+  return compared;
+}
+
+// Equal sizes, reads only: MIN is the optimum and the bound says so; the
+// PFOO-style bounds alone bracket it.
+TEST(Bound, EqualSizeReadOnlyEqualsBruteForce) {
+  TraceShape shape;
+  shape.buffers = 6;
+  shape.accesses = 16;
+  int flow_solved = 0;
+  const int compared = for_each_brute_force_case(11, shape, [&](const BruteCase& c) {
+    const BoundaryBound& r = c.bound;
+    const std::uint64_t opt = c.optimum;
+    EXPECT_TRUE(r.exact) << c.where();
+    ASSERT_TRUE(r.min_bytes.has_value()) << c.where();
+    EXPECT_EQ(*r.min_bytes, opt) << c.where();
+    EXPECT_EQ(r.lower_bound_bytes, opt) << c.where();
+    EXPECT_EQ(r.upper_bound_bytes, opt) << c.where();
+    const BoundaryBound plain = c.model->evaluate(c.capacity, false, /*equal_size_min=*/false);
+    EXPECT_LE(plain.lower_bound_bytes, opt) << c.where();
+    EXPECT_GE(plain.upper_bound_bytes, opt) << c.where();
+    // Without MIN, the flow bound is solved wherever PFOO-L and PFOO-U
+    // differ. One size, no write-back: the relaxation is integral, so it
+    // is the optimum.
+    if (plain.flow_lower_bytes) {
+      ++flow_solved;
+      EXPECT_EQ(*plain.flow_lower_bytes, opt) << c.where();
+      EXPECT_EQ(plain.lower_bound_bytes, opt) << c.where();
+    }
+  });
   EXPECT_GT(compared, 400);
   EXPECT_GT(flow_solved, compared / 10);
 }
@@ -501,44 +533,29 @@ TEST(Bound, EqualSizeReadOnlyEqualsBruteForce) {
 // Variable sizes and writes: lower <= the optimum <= upper, and the bound
 // calls a budget infeasible exactly when no schedule exists.
 TEST(Bound, VariableSizesWithWritesBracketBruteForce) {
-  std::mt19937_64 rng(12);
   TraceShape shape;
   shape.buffers = 6;
   shape.accesses = 16;
   shape.equal_sizes = false;
   shape.write_p = 0.4;
-  int compared = 0, strict = 0, tighter = 0;
-  for (int trial = 0; trial < 300; ++trial) {
-    const AccessLog log = random_log(rng, shape);
-    for (Boundary b : {Boundary::Device, Boundary::Memory}) {
-      const BoundaryModel model(log, b);
-      const std::uint64_t cap = random_capacity(rng, model);
-      const auto opt = brute_force_optimum(log, b, cap);
-      const BoundaryBound r = model.evaluate(cap, true);
-      ASSERT_EQ(r.feasible, opt.has_value()) << "trial " << trial << " " << to_string(b) << " cap " << cap;
-      if (!opt) continue;
-      ++compared;
-      EXPECT_LE(r.lower_bound_bytes, *opt) << "trial " << trial << " " << to_string(b) << " cap " << cap;
-      EXPECT_GE(r.upper_bound_bytes, *opt) << "trial " << trial << " " << to_string(b) << " cap " << cap;
-      if (r.lower_bound_bytes < r.upper_bound_bytes) ++strict;
-      // The flow bound keeps the capacity at every point where PFOO-L sums
-      // it over all points: never looser (up to a byte of rounding each).
-      // (Solved where PFOO-L is below the upper bound.)
-      if (r.flow_lower_bytes) {
-        EXPECT_GE(*r.flow_lower_bytes + 2, r.pfoo_lower_bytes) << "trial " << trial;
-        EXPECT_LE(*r.flow_lower_bytes, *opt) << "trial " << trial << " " << to_string(b) << " cap " << cap;
-        EXPECT_EQ(r.lower_bound_bytes, std::max(*r.flow_lower_bytes, r.pfoo_lower_bytes)) << "trial " << trial;
-        if (*r.flow_lower_bytes > r.pfoo_lower_bytes + 2) ++tighter;
-      } else {
-        EXPECT_EQ(r.pfoo_lower_bytes, r.upper_bound_bytes) << "trial " << trial;
-      }
-      const Replay replay = replay_schedule(log, b, cap, r.schedule);
-      ASSERT_TRUE(replay.ok) << "trial " << trial << ": " << replay.why;
-      EXPECT_EQ(replay.cost.total(), r.upper_bound_bytes) << "trial " << trial;
-      EXPECT_EQ(replay.cost.fetch, r.upper_fetch_bytes) << "trial " << trial;
-      EXPECT_EQ(replay.cost.writeback, r.upper_writeback_bytes) << "trial " << trial;
+  int strict = 0, tighter = 0;
+  const int compared = for_each_brute_force_case(12, shape, [&](const BruteCase& c) {
+    const BoundaryBound& r = c.bound;
+    EXPECT_LE(r.lower_bound_bytes, c.optimum) << c.where();
+    EXPECT_GE(r.upper_bound_bytes, c.optimum) << c.where();
+    if (r.lower_bound_bytes < r.upper_bound_bytes) ++strict;
+    // The flow bound keeps the capacity at every point where PFOO-L sums
+    // it over all points: never looser (up to a byte of rounding each).
+    // (Solved where PFOO-L is below the upper bound.)
+    if (r.flow_lower_bytes) {
+      EXPECT_GE(*r.flow_lower_bytes + 2, r.pfoo_lower_bytes) << c.where();
+      EXPECT_LE(*r.flow_lower_bytes, c.optimum) << c.where();
+      EXPECT_EQ(r.lower_bound_bytes, std::max(*r.flow_lower_bytes, r.pfoo_lower_bytes)) << c.where();
+      if (*r.flow_lower_bytes > r.pfoo_lower_bytes + 2) ++tighter;
+    } else {
+      EXPECT_EQ(r.pfoo_lower_bytes, r.upper_bound_bytes) << c.where();
     }
-  }
+  });
   EXPECT_GT(compared, 400);
   EXPECT_GT(strict, 0);  // the traces are hard enough for the bounds to differ
   EXPECT_GT(tighter, compared / 10) << "the flow bound should beat PFOO-L often on short traces";

@@ -92,7 +92,7 @@ std::optional<FlowLowerBound> flow_lower_bound(const IntervalTrace& t, std::span
     return std::nullopt;
   }
   out.arcs = n + covering.size();
-  const long double unsaved = static_cast<long double>(solver.template totalCost<long double>()) / scale;
+  const long double unsaved = static_cast<long double>(solver.totalCost<long double>()) / scale;
   out.unsaved_bytes = static_cast<std::uint64_t>(std::floor(unsaved));
   long double wb = 0;
   for (std::size_t k = 0; k < covering.size(); ++k) {

@@ -15,7 +15,8 @@ constexpr std::size_t kCacheLimitBytes = std::size_t{2} << 20;
 
 // ---- records -----------------------------------------------------------------------
 
-BufferRecord* PoolCore::new_record(std::size_t bytes, std::string_view label, ThreadShard* ids_from) {
+[[gnu::always_inline]] inline BufferRecord* PoolCore::new_record(std::size_t bytes, std::size_t footprint, int size_class,
+                                   std::string_view label, ThreadShard* ids_from) {
   BufferRecord* r;
   if (ids_from != nullptr && ids_from->spares > 0) {
     r = ids_from->spare[static_cast<std::size_t>(--ids_from->spares)];
@@ -24,7 +25,7 @@ BufferRecord* PoolCore::new_record(std::size_t bytes, std::string_view label, Th
     r = new BufferRecord;
   }
   if (ids_from != nullptr) {
-    if (ids_from->next_id == ids_from->id_end) {
+    if (ids_from->next_id == ids_from->id_end) [[unlikely]] {
       ids_from->next_id = next_id_.fetch_add(kIdBlock, std::memory_order_relaxed);
       ids_from->id_end = ids_from->next_id + kIdBlock;
     }
@@ -33,10 +34,10 @@ BufferRecord* PoolCore::new_record(std::size_t bytes, std::string_view label, Th
     r->id = next_id_.fetch_add(1, std::memory_order_relaxed);
   }
   r->size = bytes;
-  r->footprint = bytes == 0 ? 0 : MemoryArena::footprint(bytes);
-  r->size_class = static_cast<std::int8_t>(size_class(r->footprint));
+  r->footprint = footprint;
+  r->size_class = static_cast<std::int8_t>(size_class);
   // (A reused record's label is usually empty, as the new one: no call.)
-  if (!label.empty() || !r->label.empty()) r->label.assign(label);
+  if (!label.empty() || !r->label.empty()) [[unlikely]] r->label.assign(label);
   return r;
 }
 
@@ -195,10 +196,11 @@ BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_
   return allocate_slow(bytes, preferred, label);
 }
 
-BufferRecord* PoolCore::allocate_fast(std::size_t bytes, Tier preferred, std::string_view label) {
+[[gnu::always_inline]] inline BufferRecord* PoolCore::allocate_fast(std::size_t bytes, Tier preferred, std::string_view label) {
   const int t = first_tier_[static_cast<std::size_t>(tier_index(preferred))];
   if (t >= tier_index(Tier::Disk)) return nullptr;
-  const int c = size_class(MemoryArena::footprint(bytes));
+  const std::size_t f = MemoryArena::footprint(bytes);
+  const int c = size_class(f);
   if (c < 0) return nullptr;
   ThreadShard* sh = shards_.mine();
   if (sh == nullptr) return nullptr;
@@ -210,7 +212,7 @@ BufferRecord* PoolCore::allocate_fast(std::size_t bytes, Tier preferred, std::st
       if (closed_.load(std::memory_order_relaxed)) return nullptr;  // the slow path says so
       CacheBin& bin = sh->bins[static_cast<std::size_t>(t)][static_cast<std::size_t>(c)];
       if (bin.count > 0) {
-        r = new_record(bytes, label, sh);
+        r = new_record(bytes, f, c, label, sh);
         r->block[static_cast<std::size_t>(t)] = bin.blocks[static_cast<std::size_t>(--bin.count)];
         sh->add(sh->cached_bytes[static_cast<std::size_t>(t)], -static_cast<std::uint64_t>(class_bytes(c)));
         r->primary = static_cast<Tier>(t);
@@ -252,12 +254,14 @@ BufferRecord* PoolCore::allocate_slow(std::size_t bytes, Tier preferred, std::st
     throw OutOfMemory(preferred, bytes, "no tier at or below it is enabled");
   }
   ThreadShard* sh = shards_.mine();
+  const std::size_t footprint = bytes == 0 ? 0 : MemoryArena::footprint(bytes);
+  const int c = size_class(footprint);
   std::unique_ptr<BufferRecord> rec;
   if (sh != nullptr) {
     SpinGuard g(sh->lock);
-    rec.reset(new_record(bytes, label, sh));
+    rec.reset(new_record(bytes, footprint, c, label, sh));
   } else {
-    rec.reset(new_record(bytes, label, nullptr));
+    rec.reset(new_record(bytes, footprint, c, label, nullptr));
   }
   BufferRecord* r = rec.get();
   if (bytes == 0) {
@@ -369,7 +373,7 @@ void PoolCore::free(BufferRecord* r) noexcept {
   if (waiters_.load(std::memory_order_relaxed) > 0) cv_.notify_all();
 }
 
-bool PoolCore::free_fast(BufferRecord* r) {
+[[gnu::always_inline]] inline bool PoolCore::free_fast(BufferRecord* r) {
   const int c = r->size_class;
   if (c < 0) return false;
   ThreadShard* sh = shards_.mine();

@@ -244,7 +244,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   }
 
   // ---- the fast path (inline: Pin and Buffer call straight into them) ----
-  bool fast_pin(BufferRecord* r, Tier where, Access access, void** block, ReaderSlot** reader) {
+  [[gnu::always_inline]] bool fast_pin(BufferRecord* r, Tier where, Access access, void** block, ReaderSlot** reader) {
     // A disk primary's word names the disk tier, but there is no pin there
     // (the slow path says so).
     if (where == Tier::Disk) [[unlikely]] return false;
@@ -252,7 +252,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     return mode == kFast ? try_fast_pin(r, where, access, block, reader)
                          : mode == kInstrumented && instrumented_pin(r, where, access, block);
   }
-  bool try_fast_pin(BufferRecord* r, Tier where, Access access, void** block, ReaderSlot** reader) {
+  [[gnu::always_inline]] bool try_fast_pin(BufferRecord* r, Tier where, Access access, void** block, ReaderSlot** reader) {
     ThreadShard* sh = shards_.mine();
     if (sh == nullptr) return false;
     const bool may_share = reader != nullptr && access == Access::Read;
@@ -326,13 +326,15 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   }
   // A fast pin that holds (its count returned `s`): the marks of a use, the
   // counters, the block. Ends the thread's seq window.
-  static void* finish_pin(ThreadShard& sh, BufferRecord* r, Tier where, std::uint64_t s) {
+  [[gnu::always_inline]] static void* finish_pin(ThreadShard& sh, BufferRecord* r, Tier where, std::uint64_t s) {
     r->note_use();
     void* b = r->block[tier_index(where)];
     // Whoever pins sees that it is recorded (a count being taken back can
     // hide which pin was the first).
     if (r->pinned_block.load(std::memory_order_relaxed) != b) r->pinned_block.store(b, std::memory_order_relaxed);
-    book(sh, r, s, s + 1);
+    // book(sh, r, s, s + 1), knowing the word allowed the pin: same tier,
+    // a memory tier, the count below its limit.
+    if (state::held(s) == 0) sh.add(sh.pinned_bytes[static_cast<std::size_t>(tier_index(where))], static_cast<std::int64_t>(r->footprint));
     sh.add(sh.pins, 1);
     sh.leave();
     return b;
@@ -344,16 +346,22 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     if (c.leaves >= 0) sh.add(sh.pinned_bytes[static_cast<std::size_t>(c.leaves)], -f);
     if (c.joins >= 0) sh.add(sh.pinned_bytes[static_cast<std::size_t>(c.joins)], f);
   }
-  bool try_fast_unpin(BufferRecord* r) {
+  [[gnu::always_inline]] bool try_fast_unpin(BufferRecord* r) {
     ThreadShard* sh = shards_.mine();
     if (sh == nullptr) return false;
     sh->enter();
     const std::uint64_t s = r->state.fetch_sub(1, std::memory_order_seq_cst);
-    book(*sh, r, s, s - 1);
     if ((s & (state::kSlow | state::kFrozen)) != 0 || state::pins(s) == 0) [[unlikely]] {
+      book(*sh, r, s, s - 1);
       take_back(*sh, r, -1);  // the slow path's business
       sh->leave();
       return false;
+    }
+    // book(*sh, r, s, s - 1), knowing the word allowed the unpin (a count
+    // above 0, no claim): only the last held pin on a memory tier changes
+    // the pinned bytes.
+    if (state::held(s) == 1 && state::tier_of(s) < 2) {
+      sh->add(sh->pinned_bytes[static_cast<std::size_t>(state::tier_of(s))], -static_cast<std::int64_t>(r->footprint));
     }
     sh->leave();
     // A thread waiting for pins to end counted itself in waiters_ before it
@@ -415,7 +423,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   BufferRecord* allocate_fast(std::size_t bytes, Tier preferred, std::string_view label) SPILLWAY_EXCLUDES(mu_);
   BufferRecord* allocate_slow(std::size_t bytes, Tier preferred, std::string_view label) SPILLWAY_EXCLUDES(mu_);
   bool free_fast(BufferRecord* r) SPILLWAY_EXCLUDES(mu_);
-  BufferRecord* new_record(std::size_t bytes, std::string_view label, ThreadShard* ids_from);
+  // A record for `bytes` (arena footprint and size class given, -1 when
+  // uncached), from the shard's spares when it has one.
+  BufferRecord* new_record(std::size_t bytes, std::size_t footprint, int size_class, std::string_view label,
+                           ThreadShard* ids_from);
 
   // ---- the state word (under mu_) ----
   // Claims r for a change of its primary: false when it is pinned or

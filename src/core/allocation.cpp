@@ -51,14 +51,13 @@ void PoolCore::adopt(BufferRecord* r) {
   if (r->adopted) return;
   ThreadShard* home = r->home;
   SpinGuard g(home->lock);
-  home->pending.remove(r);
+  home->remove_pending(r);
   home->count_backlog();
   register_record(r);
 }
 
 void PoolCore::adopt_pending(ThreadShard& s) {
-  while (BufferRecord* r = s.pending.front()) {
-    s.pending.remove(r);
+  while (BufferRecord* r = s.pop_pending()) {
     register_record(r);
   }
   s.count_backlog();
@@ -219,11 +218,11 @@ BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_
         r->home = sh;
         r->state.store(state::tier_bits(t), std::memory_order_relaxed);
         r->marks.store(mark::kFresh, std::memory_order_relaxed);
-        sh->pending.push_back(r);
+        sh->add_pending(r);
         sh->count_backlog();
         sh->add(sh->buffers[static_cast<std::size_t>(t)], 1);
         sh->add(sh->handles, 1);
-        batch = sh->pending.size() >= kAdoptBatch;
+        batch = sh->pending_count() >= kAdoptBatch;
       }
     }
     if (r != nullptr) {
@@ -417,7 +416,7 @@ void PoolCore::free(BufferRecord* r) noexcept {
         sh->add(sh->buffers[static_cast<std::size_t>(t)], -1);
         sh->add(sh->handles, -1);
         if (!r->adopted) {
-          h->pending.remove(r);  // never seen by the pool's lists
+          h->remove_pending(r);  // never seen by the pool's lists
           h->count_backlog();
           if (h->spares < ThreadShard::kSpareRecords) {
             h->spare[static_cast<std::size_t>(h->spares++)] = r;

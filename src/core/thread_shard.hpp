@@ -28,11 +28,12 @@
 // blocks never cost a spill or an OutOfMemory. PoolStats shows them as
 // TierStats::thread_cached_bytes.
 //
-// Pending records: a record allocated on the fast path is linked into its
-// home shard's `pending` list, not the pool's; PoolCore::adopt() takes a
-// batch in (under mu_ and this lock) once 64 are waiting, or whenever the
-// pool needs to see every record (an eviction scan, check_invariants(),
-// shutdown). A record freed while still pending never meets the pool's lock.
+// Pending records: a record allocated on the fast path is kept by its home
+// shard (as `newest`, then in its `pending` list), not in the pool's lists;
+// PoolCore::adopt() takes a batch in (under mu_ and this lock) once 64 are
+// waiting, or whenever the pool needs to see every record (an eviction
+// scan, check_invariants(), shutdown). A record freed while still pending
+// never meets the pool's lock.
 #pragma once
 
 #include <array>
@@ -41,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "base/spin_lock.hpp"
 #include "buffer_record.hpp"
@@ -125,6 +127,10 @@ struct alignas(64) ThreadShard {
   SpinLock lock;
   std::uint64_t next_id = 0, id_end = 0;  // a block of buffer ids taken from the pool
   std::array<std::array<CacheBin, kSizeClasses>, 2> bins{};
+  // Pending records: `newest` (the last one allocated, while it is still
+  // pending) and the list of the others. A record allocated and freed
+  // before the next allocation never meets the list.
+  BufferRecord* newest = nullptr;
   RecordList pending{kAllList};
   BufferRecord* garbage = nullptr;
   int garbage_count = 0;
@@ -133,12 +139,30 @@ struct alignas(64) ThreadShard {
   static constexpr int kSpareRecords = 32;
   std::array<BufferRecord*, kSpareRecords> spare{};
   int spares = 0;
-  // pending.size() + garbage_count, for readers that skip idle shards
+  // pending_count() + garbage_count, for readers that skip idle shards
   // without taking the lock (stored under it).
   std::atomic<int> backlog{0};
-  void count_backlog() {
-    backlog.store(static_cast<int>(pending.size()) + garbage_count, std::memory_order_relaxed);
+  int pending_count() const { return static_cast<int>(pending.size()) + (newest != nullptr ? 1 : 0); }
+  void add_pending(BufferRecord* r) {
+    if (newest != nullptr) pending.push_back(newest);
+    newest = r;
   }
+  void remove_pending(BufferRecord* r) {
+    if (newest == r) {
+      newest = nullptr;
+    } else {
+      pending.remove(r);
+    }
+  }
+  // Takes one pending record out, or returns nullptr.
+  BufferRecord* pop_pending() {
+    if (BufferRecord* r = pending.front()) {
+      pending.remove(r);
+      return r;
+    }
+    return std::exchange(newest, nullptr);
+  }
+  void count_backlog() { backlog.store(pending_count() + garbage_count, std::memory_order_relaxed); }
 
   // ---- reader slots: counted down by other threads too, so on their own line ----
   static constexpr int kReaderSlots = 4;

@@ -8,8 +8,8 @@
 #   SPILLWAY_SPILL_DIR=/mnt/nvme scripts/bench.sh   # where spill files (and the raw baseline file) go
 #   SPILLWAY_BENCH_FILTER='spill/none' scripts/bench.sh   # passed to --benchmark_filter
 #
-# About 4 minutes on 2 cores, plus about one more since alloc_bench runs 60
-# benchmarks (about 2 minutes of it). The spill benchmarks write up to 64 MiB at a
+# About 18 minutes on 2 cores (2026-12-07; alloc_bench runs 60
+# benchmarks, the sweep 22 runs over 1 GiB). The spill benchmarks write up to 64 MiB at a
 # time into the spill directory parent ($SPILLWAY_SPILL_DIR, else $TMPDIR,
 # else /var/tmp); nothing is left behind (the files are unlinked at once).
 set -euo pipefail

@@ -18,7 +18,7 @@
 # so and measures nothing (the comparison would be meaningless).
 #
 #   scripts/bench_sweep.sh [OUT_DIR]     # JSON lines into OUT_DIR/sweep.jsonl
-#   SWEEP_PAIR_ROUNDS=N                  # reader/spillway pairs after the main runs (default 4)
+#   SWEEP_PAIR_ROUNDS=N                  # reader/spillway pairs after the main runs (default 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build/release/bench-results}
@@ -66,9 +66,11 @@ run spillway "${common[@]}" --budget "$budget" --passes "$passes" --policy looka
 run spillway "${common[@]}" --budget "$budget" --passes "$passes" --policy lru
 # The disk under a VM's shared storage changes speed from one minute to the
 # next: the verifying reader and spillway (Lookahead) again, back to back,
-# SWEEP_PAIR_ROUNDS more times; bench_table.py judges spillway against the
+# SWEEP_PAIR_ROUNDS more times (8: nine pairs in all; with five, the median
+# of the per-pair ratios still moved 0.97x-1.12x between two runs of one
+# commit); bench_table.py judges spillway against the
 # reader on the median of the per-pair ratios.
-for ((round = 0; round < ${SWEEP_PAIR_ROUNDS:-4}; round++)); do
+for ((round = 0; round < ${SWEEP_PAIR_ROUNDS:-8}; round++)); do
   run stream "${common[@]}" --budget "$budget" --passes "$passes" --verify 1
   run spillway "${common[@]}" --budget "$budget" --passes "$passes" --policy lookahead
 done

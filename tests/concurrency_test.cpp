@@ -5,6 +5,7 @@
 // catch a deliberately broken ordering.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -68,6 +69,62 @@ TEST(ManyThreads, PinsOfOwnBuffersKeepEveryCountExact) {
     EXPECT_EQ(s.tier(Tier::Device).pinned_bytes, 0u);
     EXPECT_EQ(s.tier(Tier::Host).pinned_bytes, 0u);
   }
+}
+
+// A thread's pending records (born on the fast path, not yet in the pool's
+// lists) are its newest one and a list of the others. Every order of
+// freeing them, before and after the checker adopts them, and a free of a
+// pinned one (the slow path: adopted, freed by its last unpin), keeps the
+// books exact and every other buffer's bytes.
+TEST(ThreadShard, PendingRecordsFreedInAnyOrderKeepTheBooks) {
+  ScratchDir dir;
+  PoolOptions o = testing::small_options(dir.path(), 1 << 20, 8 << 20);
+  o.disk.enabled = false;
+  Pool pool(o);
+  std::vector<int> order{0, 1, 2};
+  int cases = 0;
+  do {
+    for (int adopt_first = 0; adopt_first < 2; ++adopt_first) {
+      for (int pinned = -1; pinned < 3; ++pinned) {  // which one is freed while pinned, if any
+        SCOPED_TRACE(::testing::Message() << "order " << order[0] << order[1] << order[2] << ", adopted first "
+                                        << adopt_first << ", pinned " << pinned);
+        std::vector<Buffer> bufs;
+        for (int i = 0; i < 3; ++i) {
+          bufs.push_back(pool.allocate(4 * KiB, Tier::Host, "pending"));
+          Pin p = bufs.back().pin(Tier::Host);
+          fill_pattern(p.data(), p.size(), bufs.back().id(), 7);
+        }
+        if (adopt_first) ASSERT_EQ(pool.check_invariants(), std::vector<std::string>{});
+        std::vector<bool> gone(3, false);
+        for (int k : order) {
+          Pin held;
+          const std::uint64_t id = bufs[static_cast<std::size_t>(k)].id();
+          if (k == pinned) held = bufs[static_cast<std::size_t>(k)].pin(Tier::Host, Access::Read);
+          bufs[static_cast<std::size_t>(k)].reset();
+          gone[static_cast<std::size_t>(k)] = true;
+          ASSERT_EQ(pool.check_invariants(), std::vector<std::string>{}) << "after freeing " << k;
+          if (held) {
+            EXPECT_EQ(pool.stats().tier(Tier::Host).pinned_bytes, 4 * KiB);
+            EXPECT_EQ(find_mismatch(held.data(), held.size(), id, 7), -1) << "a pin that outlived its Buffer";
+          }
+          held = Pin();  // the last unpin frees it
+          ASSERT_EQ(pool.check_invariants(), std::vector<std::string>{}) << "after its last unpin";
+          for (int j = 0; j < 3; ++j) {
+            if (gone[static_cast<std::size_t>(j)]) continue;
+            Buffer& b = bufs[static_cast<std::size_t>(j)];
+            Pin p = b.pin(Tier::Host, Access::Read);
+            EXPECT_EQ(find_mismatch(p.data(), p.size(), b.id(), 7), -1) << "buffer " << j;
+          }
+        }
+        const PoolStats s = pool.stats();
+        EXPECT_EQ(s.live_buffers, 0u);
+        EXPECT_EQ(s.tier(Tier::Host).used_bytes, 0u);
+        EXPECT_EQ(s.tier(Tier::Host).pinned_bytes, 0u);
+        ++cases;
+      }
+    }
+  } while (std::next_permutation(order.begin(), order.end()));
+  EXPECT_EQ(cases, 6 * 2 * 4);
 }
 
 TEST(ManyThreads, ReadPinsOfOneBufferCountEveryPin) {

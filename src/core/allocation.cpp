@@ -15,8 +15,9 @@ constexpr std::size_t kCacheLimitBytes = std::size_t{2} << 20;
 
 // ---- records -----------------------------------------------------------------------
 
-[[gnu::always_inline]] inline BufferRecord* PoolCore::new_record(std::size_t bytes, std::size_t footprint, int size_class,
-                                   std::string_view label, ThreadShard* ids_from) {
+[[gnu::always_inline]] inline BufferRecord* PoolCore::new_record(std::size_t bytes, std::size_t footprint,
+                                                                 int size_class, std::string_view label,
+                                                                 ThreadShard* ids_from) {
   BufferRecord* r;
   if (ids_from != nullptr && ids_from->spares > 0) {
     r = ids_from->spare[static_cast<std::size_t>(--ids_from->spares)];
@@ -195,7 +196,8 @@ BufferRecord* PoolCore::allocate(std::size_t bytes, Tier preferred, std::string_
   return allocate_slow(bytes, preferred, label);
 }
 
-[[gnu::always_inline]] inline BufferRecord* PoolCore::allocate_fast(std::size_t bytes, Tier preferred, std::string_view label) {
+[[gnu::always_inline]] inline BufferRecord* PoolCore::allocate_fast(std::size_t bytes, Tier preferred,
+                                                                    std::string_view label) {
   const int t = first_tier_[static_cast<std::size_t>(tier_index(preferred))];
   if (t >= tier_index(Tier::Disk)) return nullptr;
   const std::size_t f = MemoryArena::footprint(bytes);

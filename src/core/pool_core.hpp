@@ -252,7 +252,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     return mode == kFast ? try_fast_pin(r, where, access, block, reader)
                          : mode == kInstrumented && instrumented_pin(r, where, access, block);
   }
-  [[gnu::always_inline]] bool try_fast_pin(BufferRecord* r, Tier where, Access access, void** block, ReaderSlot** reader) {
+  [[gnu::always_inline]] bool try_fast_pin(BufferRecord* r, Tier where, Access access, void** block,
+                                           ReaderSlot** reader) {
     ThreadShard* sh = shards_.mine();
     if (sh == nullptr) return false;
     const bool may_share = reader != nullptr && access == Access::Read;
@@ -334,7 +335,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     if (r->pinned_block.load(std::memory_order_relaxed) != b) r->pinned_block.store(b, std::memory_order_relaxed);
     // book(sh, r, s, s + 1), knowing the word allowed the pin: same tier,
     // a memory tier, the count below its limit.
-    if (state::held(s) == 0) sh.add(sh.pinned_bytes[static_cast<std::size_t>(tier_index(where))], static_cast<std::int64_t>(r->footprint));
+    if (state::held(s) == 0) {
+      sh.add(sh.pinned_bytes[static_cast<std::size_t>(tier_index(where))], static_cast<std::int64_t>(r->footprint));
+    }
     sh.add(sh.pins, 1);
     sh.leave();
     return b;
